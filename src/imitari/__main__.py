@@ -1,0 +1,5 @@
+"""`python -m imitari` runs the command-line interface."""
+
+from imitari.cli import main
+
+raise SystemExit(main())
