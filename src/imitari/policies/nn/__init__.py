@@ -1,0 +1,1 @@
+"""Network blocks shared by the policies: MLP, temporal U-Net, embeddings, observation encoders."""
