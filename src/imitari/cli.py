@@ -1,0 +1,194 @@
+"""`imitari collect | data | train | eval | report | demo | tasks | policies`.
+
+Subcommands only parse their arguments and call the library; every piece of work lives in
+the layer packages, so anything the CLI does can be done from Python too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from imitari.config import ConfigError, load_file, merge, nest, parse_overrides
+
+
+def _cmd_collect(args: argparse.Namespace) -> None:
+    from imitari.envs.collect import collect
+
+    summary = collect(
+        args.env, Path(args.out), episodes=args.episodes, seed_start=args.seed_start, workers=args.workers
+    )
+    print(summary)
+
+
+def _cmd_data_info(args: argparse.Namespace) -> None:
+    from imitari.data.info import dataset_summary, format_summary
+    from imitari.data.store import Dataset
+
+    print(format_summary(dataset_summary(Dataset.open(args.path))))
+
+
+def _cmd_data_split(args: argparse.Namespace) -> None:
+    from imitari.data.split import write_split
+    from imitari.data.store import Dataset
+
+    ds = Dataset.open(args.path)
+    write_split(ds, val_fraction=args.val_fraction, seed=args.seed)
+    keys = Dataset.open(args.path).filter_keys
+    print(f"{args.path}: filter keys " + ", ".join(f"{k} ({len(v)} episodes)" for k, v in keys.items()))
+
+
+def _cmd_train(args: argparse.Namespace, extra: list[str]) -> None:
+    from imitari.learners.loop import resume, train
+
+    overrides = nest(parse_overrides(extra))
+    if args.resume:
+        if args.config:
+            raise ConfigError("--resume continues a run with its saved config; do not pass --config")
+        run_dir = resume(args.resume, overrides)
+    else:
+        raw = load_file(args.config) if args.config else {}
+        run_dir = train(merge(raw, overrides))
+    print(f"run directory: {run_dir}")
+
+
+def _cmd_eval(args: argparse.Namespace) -> None:
+    from imitari.pipeline import evaluate_run
+
+    evaluate_run(
+        Path(args.run),
+        episodes=args.episodes,
+        video=args.video,
+        num_envs=args.num_envs,
+        workers=args.workers,
+        expert=args.expert,
+        seed_start=args.seed_start,
+    )
+
+
+def _cmd_report(args: argparse.Namespace) -> None:
+    from imitari.eval.report import write_report
+
+    print(f"report: {write_report(Path(args.run))}")
+
+
+def _cmd_demo(args: argparse.Namespace) -> None:
+    from imitari.pipeline import DemoConfig, demo
+
+    cfg = DemoConfig(
+        task=args.task, policy=args.policy, episodes=args.episodes, steps=args.steps,
+        eval_episodes=args.eval_episodes, video=args.video, out=args.out,
+    )
+    demo(cfg)
+
+
+def _cmd_tasks(args: argparse.Namespace) -> None:
+    from imitari.envs.registry import get_task, list_tasks
+
+    for name in list_tasks():
+        spec = get_task(name)
+        expert = "expert" if spec.make_expert is not None else "no expert"
+        extra = f"  [needs imitari[{spec.extra}]]" if spec.extra else ""
+        print(f"{name:32s} {spec.max_steps:4d} steps  {expert:9s}  {spec.description}{extra}")
+
+
+def _cmd_policies(args: argparse.Namespace) -> None:
+    from imitari.policies.registry import get_policy, policy_names
+
+    for name in policy_names():
+        policy_cls, _ = get_policy(name)
+        doc = (policy_cls.__doc__ or "").strip().splitlines()
+        print(f"{name:24s} {doc[0] if doc else ''}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="imitari", description="Learn behaviour from demonstrations.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("collect", help="collect expert demonstrations into a dataset")
+    p.add_argument("--env", required=True, help="task name (see `imitari tasks`)")
+    p.add_argument("--episodes", type=int, default=50)
+    p.add_argument("--out", required=True, help="dataset directory (resumes if it exists)")
+    p.add_argument("--seed-start", type=int, default=0, help="first episode seed (default 0)")
+    p.add_argument("--workers", type=int, default=None, help="worker processes (default: CPU count)")
+    p.set_defaults(func=_cmd_collect)
+
+    data = sub.add_parser("data", help="inspect and curate datasets").add_subparsers(dest="data_command", required=True)
+    p = data.add_parser("info", help="episodes, steps, features, statistics, expert success")
+    p.add_argument("path")
+    p.set_defaults(func=_cmd_data_info)
+    p = data.add_parser("split", help="write train/valid filter keys")
+    p.add_argument("path")
+    p.add_argument("--val-fraction", type=float, default=0.1)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_cmd_data_split)
+
+    p = sub.add_parser(
+        "train",
+        help="train a policy on a dataset",
+        description="Any TrainConfig field is an option (--steps 2000, --batch-size 64); policy fields "
+        "go under --policy.FIELD (e.g. --policy diffusion --policy.down_dims 32,64,128).",
+    )
+    p.add_argument("--config", help="YAML/JSON file with config keys (command-line options win)")
+    p.add_argument("--resume", help="run directory to continue from its latest checkpoint")
+    p.set_defaults(func=_cmd_train, takes_extra=True)
+
+    p = sub.add_parser("eval", help="roll a trained policy out on held-out seeds")
+    p.add_argument("run", help="run directory or checkpoint directory")
+    p.add_argument("--episodes", type=int, default=50)
+    p.add_argument("--video", type=int, default=0, help="number of episodes to record")
+    p.add_argument("--num-envs", type=int, default=10)
+    p.add_argument("--workers", type=int, default=None, help="env worker processes (default: CPU count)")
+    p.add_argument("--expert", action="store_true", help="also evaluate the expert on the same seeds")
+    p.add_argument("--seed-start", type=int, default=100_000, help="first evaluation seed")
+    p.set_defaults(func=_cmd_eval)
+
+    p = sub.add_parser("report", help="write report.html for a run")
+    p.add_argument("run")
+    p.set_defaults(func=_cmd_report)
+
+    p = sub.add_parser("demo", help="the whole loop on a default task: collect, train, eval, report")
+    p.add_argument("--task", default="metaworld/push")
+    p.add_argument("--policy", default="bc")
+    p.add_argument("--episodes", type=int, default=50, help="demonstrations to collect")
+    p.add_argument("--steps", type=int, default=None, help="training updates (default: per policy)")
+    p.add_argument("--eval-episodes", type=int, default=50)
+    p.add_argument("--video", type=int, default=2)
+    p.add_argument("--out", default="runs/demo")
+    p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("tasks", help="list registered tasks")
+    p.set_defaults(func=_cmd_tasks)
+    p = sub.add_parser("policies", help="list registered policies")
+    p.set_defaults(func=_cmd_policies)
+    return parser
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """Errors caused by the user's input: printed as one line instead of a traceback."""
+    from imitari.data.store import DatasetError
+    from imitari.envs.registry import TaskError
+    from imitari.learners.checkpoint import CheckpointError
+
+    return (ConfigError, DatasetError, TaskError, CheckpointError, FileNotFoundError, FloatingPointError)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    try:
+        if getattr(args, "takes_extra", False):
+            args.func(args, extra)
+        else:
+            if extra:
+                parser.error(f"unrecognized arguments: {' '.join(extra)}")
+            args.func(args)
+    except Exception as exc:
+        if not isinstance(exc, _user_errors()):
+            raise
+        print(f"imitari {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 0

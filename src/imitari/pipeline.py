@@ -1,0 +1,119 @@
+"""The whole loop composed from the layers: evaluate a run, and the one-command demo.
+
+`demo` is the README's first command: collect expert demonstrations, train, evaluate on
+held-out seeds (with the expert on the same seeds for reference), and write the report.
+Each stage resumes: run it again after an interruption and it continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from imitari.config import ConfigError
+
+
+def evaluate_run(
+    run: Path,
+    *,
+    episodes: int = 50,
+    video: int = 0,
+    num_envs: int = 10,
+    workers: int | None = None,
+    expert: bool = False,
+    seed_start: int = 100_000,
+) -> Path:
+    """Roll out a run's latest checkpoint on seeds disjoint from its demos; write eval JSON."""
+    from imitari.eval.metrics import format_summary, summarize
+    from imitari.eval.report import write_eval_json
+    from imitari.eval.rollout import evaluate, expert_policy
+    from imitari.eval.video import save_video
+    from imitari.learners.checkpoint import find_checkpoint, load_policy, read_checkpoint_config
+
+    ckpt = find_checkpoint(run)
+    run_dir = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt
+    config = read_checkpoint_config(ckpt)
+    task = config.get("task")
+    if not task:
+        raise ConfigError(f"{ckpt}: the dataset names no env, so there is nothing to evaluate in")
+    seeds = list(range(seed_start, seed_start + episodes))
+    overlap = sorted(set(seeds) & set(config["dataset"].get("seeds", [])))
+    if overlap:
+        raise ConfigError(
+            f"evaluation seeds {overlap[:5]}... were used to collect the training demos; pick --seed-start above them"
+        )
+    policy = load_policy(ckpt)
+    print(f"evaluating {ckpt} on {task}: {episodes} episodes, seeds {seeds[0]}-{seeds[-1]}")
+    start = time.perf_counter()
+    results, videos = evaluate(
+        policy, task, seeds=seeds, num_envs=num_envs, workers=workers, video_episodes=video
+    )
+    summary = summarize(results)
+    print(f"policy: {format_summary(summary)}  ({time.perf_counter() - start:.1f} s)")
+    expert_summary = None
+    if expert:
+        expert_results, _ = evaluate(expert_policy(task), task, seeds=seeds, num_envs=num_envs, workers=workers)
+        expert_summary = summarize(expert_results)
+        print(f"expert: {format_summary(expert_summary)}")
+    eval_dir = run_dir / "eval"
+    video_paths = [
+        save_video(v.frames, eval_dir / "videos" / f"{ckpt.name}_seed{v.seed}.mp4", fps=v.fps) for v in videos
+    ]
+    out = write_eval_json(
+        eval_dir / f"{ckpt.name}.json",
+        summary,
+        results,
+        meta={
+            "checkpoint": str(ckpt),
+            "task": task,
+            "seeds": [seeds[0], seeds[-1]],
+            "num_envs": num_envs,
+            "expert": expert_summary,
+            "videos": [str(p) for p in video_paths],
+        },
+    )
+    print(f"evaluation written to {out}" + (f"; {len(video_paths)} videos in {eval_dir / 'videos'}" if video_paths else ""))
+    return out
+
+
+@dataclass
+class DemoConfig:
+    """The default end-to-end job."""
+
+    task: str = "metaworld/push"
+    policy: str = "bc"
+    episodes: int = 50
+    steps: int | None = None
+    """Training updates; None uses 5000."""
+    eval_episodes: int = 50
+    video: int = 2
+    out: str = "runs/demo"
+
+
+def demo(cfg: DemoConfig) -> Path:
+    """Collect -> train -> evaluate -> report; returns the report path."""
+    from imitari.envs.collect import collect
+    from imitari.eval.report import write_report
+    from imitari.learners.checkpoint import CheckpointError, find_checkpoint
+    from imitari.learners.loop import resume, train
+
+    start = time.perf_counter()
+    out = Path(cfg.out)
+    data_dir = out / f"data-{cfg.task.replace('/', '-')}"
+    run_dir = out / f"run-{cfg.task.replace('/', '-')}-{cfg.policy}"
+    print(f"[1/4] collecting {cfg.episodes} expert demonstrations of {cfg.task} into {data_dir}")
+    print(collect(cfg.task, data_dir, episodes=cfg.episodes))
+    print(f"[2/4] training {cfg.policy} into {run_dir}")
+    steps = cfg.steps or 5000
+    try:
+        find_checkpoint(run_dir)
+        resume(run_dir, {"steps": steps})
+    except CheckpointError:
+        train({"data": str(data_dir), "policy": cfg.policy, "out": str(run_dir), "steps": steps})
+    print(f"[3/4] evaluating on {cfg.eval_episodes} held-out seeds")
+    evaluate_run(run_dir, episodes=cfg.eval_episodes, video=cfg.video, expert=True)
+    print("[4/4] writing the report")
+    report = write_report(run_dir)
+    print(f"done in {time.perf_counter() - start:.0f} s; report: {report.resolve()}")
+    return report

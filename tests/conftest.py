@@ -1,0 +1,22 @@
+"""Shared fixtures: small datasets collected once per test session from built-in tasks."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+os.environ.setdefault("MUJOCO_GL", "osmesa")
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session")
+def reach_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """30 expert episodes of builtin/reach (seeds 0-29)."""
+    from imitari.envs.collect import collect
+
+    path = tmp_path_factory.mktemp("data") / "reach"
+    collect("builtin/reach", path, episodes=30, workers=1, progress=False)
+    return path

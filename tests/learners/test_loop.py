@@ -1,0 +1,100 @@
+"""The training loop: resume equivalence, checkpoint contents, clear errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from imitari.config import ConfigError
+from imitari.learners import loop
+from imitari.learners.checkpoint import find_checkpoint, load_policy
+from imitari.learners.loop import Trainer, resolve_config, resume, train
+
+TINY_BC = {"name": "bc", "hidden": [32, 32], "action_horizon": 4, "exec_horizon": 2}
+
+
+def _raw(data: Path, out: Path, **extra) -> dict:
+    return {
+        "data": str(data), "out": str(out), "policy": TINY_BC, "steps": 40, "batch_size": 16,
+        "ckpt_every": 10, "log_every": 5, "warmup_steps": 5, "progress": False, "threads": 1, **extra,
+    }
+
+
+def _weights(run: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(find_checkpoint(run) / "model.safetensors"))
+
+
+@pytest.mark.parametrize("policy", [TINY_BC, {"name": "diffusion", "down_dims": [8, 16], "action_horizon": 4,
+                                              "exec_horizon": 2, "diffusion_step_embed_dim": 8}])
+def test_resume_gives_the_same_weights(reach_dataset: Path, tmp_path: Path, monkeypatch, policy) -> None:
+    full = train(_raw(reach_dataset, tmp_path / "full", policy=policy))
+
+    real_update = Trainer.update
+
+    def crashing_update(self: Trainer) -> dict:
+        if self.step == 27:
+            raise RuntimeError("simulated crash")
+        return real_update(self)
+
+    monkeypatch.setattr(Trainer, "update", crashing_update)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train(_raw(reach_dataset, tmp_path / "crashed", policy=policy))
+    assert find_checkpoint(tmp_path / "crashed").name == "step_00000020"
+    monkeypatch.setattr(Trainer, "update", real_update)
+    resume(tmp_path / "crashed")
+
+    a, b = _weights(full), _weights(tmp_path / "crashed")
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    steps = [json.loads(line)["step"] for line in (tmp_path / "crashed" / "metrics.jsonl").read_text().splitlines()]
+    assert steps == sorted(steps) and steps[-1] == 40, "metrics after the crash point are logged once"
+
+
+def test_checkpoint_layout_and_reload(reach_dataset: Path, tmp_path: Path) -> None:
+    run = train(_raw(reach_dataset, tmp_path / "run"))
+    ckpt = find_checkpoint(run)
+    for name in ("config.json", "model.safetensors", "normalizer.json", "train_state.pt"):
+        assert (ckpt / name).is_file(), name
+    config = json.loads((ckpt / "config.json").read_text())
+    assert config["policy"]["name"] == "bc" and config["task"] == "builtin/reach"
+    assert sorted(config["dataset"]["seeds"]) == list(range(config["dataset"]["episodes"]))
+    policy = load_policy(run)
+    obs = {"state": torch.zeros(3, 4).numpy()}
+    assert policy.act(obs).shape == (3, 2)
+    metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    for key in ("loss", "lr", "grad_norm", "data_time", "update_time"):
+        assert key in metrics[-1], key
+    assert any((run / "tb").iterdir()), "tensorboard events are written"
+
+
+def test_errors_are_clear(reach_dataset: Path, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="did you mean 'steps'"):
+        resolve_config({"data": str(reach_dataset), "stesp": 3})
+    with pytest.raises(ConfigError, match="did you mean 'hidden'"):
+        resolve_config({"policy": {"name": "bc", "hiden": [3]}})
+    with pytest.raises(ValueError, match="did you mean 'bc'"):
+        resolve_config({"policy": "bcc"})
+    with pytest.raises(ConfigError, match="no dataset"):
+        train({"policy": "bc"})
+    run = train(_raw(reach_dataset, tmp_path / "run", steps=5))
+    with pytest.raises(ConfigError, match="already holds a run"):
+        train(_raw(reach_dataset, run, steps=5))
+    with pytest.raises(ConfigError, match="cannot change 'lr'"):
+        resume(run, {"lr": 0.1})
+
+
+def test_nan_loss_stops_with_a_clear_error(reach_dataset: Path, tmp_path: Path) -> None:
+    with pytest.raises(FloatingPointError, match="loss is"):
+        train(_raw(reach_dataset, tmp_path / "run", lr=1e30, grad_clip=0.0, steps=200))
+
+
+def test_lr_schedule_shape() -> None:
+    assert loop.lr_factor(0, warmup=10, total=100) == pytest.approx(0.1)
+    assert loop.lr_factor(10, warmup=10, total=100) == pytest.approx(1.0)
+    assert loop.lr_factor(100, warmup=10, total=100) == pytest.approx(0.0)
+    assert 0 < loop.ema_decay(1000, power=0.75, max_decay=0.9999) < 0.9999
