@@ -1,0 +1,179 @@
+"""Ten Meta-World v3 manipulation tasks (`metaworld/<name>`), with the scripted experts.
+
+Each env is Meta-World's goal-observable env class (the scripted experts read the goal from
+the last three state entries) with fresh layouts: `_freeze_rand_vec = False` so every reset
+draws a new layout, and `seeded_rand_vec = True` so it is drawn from the env's own rng, which
+`reset(seed=s)` reseeds, instead of numpy's global rng (metaworld 3.1's default, which gives
+seed s a different layout in every process). Seed s therefore gives the same layout in any
+process and whatever the env did before.
+
+Meta-World's own `step` never terminates and raises past `max_path_length`; this wrapper
+terminates at the first success, truncates at 500 steps and clips actions to [-1, 1].
+Observations are `{"state": float32 (39,)}`. The control rate is 80 Hz (timestep 2.5 ms,
+frame skip 5). Frames come from one fixed viewpoint looking at the table from the front
+left, closer than Meta-World's "corner2" camera (whose frames are also upside down) so that
+objects and goals stay visible at 128x128; shadows and reflections are off (about 3x faster
+to draw offscreen, and no worse for judging a rollout).
+
+`metaworld` and `mujoco` are imported only when an env or expert is made, so the registry
+works without the extra installed.
+"""
+
+from __future__ import annotations
+
+import functools
+import warnings
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from imitari.envs.registry import TaskSpec, import_extra, register
+
+TASKS: dict[str, str] = {
+    "reach": "move the gripper to a goal position",
+    "push": "push a puck to a goal position",
+    "pick-place": "pick up a puck and place it at a goal position",
+    "door-open": "open a door with a revolving joint",
+    "drawer-close": "push a drawer closed",
+    "button-press-topdown": "press a button from the top",
+    "window-open": "slide a window open",
+    "peg-insert-side": "insert a peg sideways into a hole",
+    "assembly": "pick up a nut and place it onto a peg",
+    "basketball": "dunk the basketball into the basket",
+}
+"""The `metaworld10` task set: Meta-World v3 env name (without "-v3") -> description."""
+
+MAX_STEPS = 500
+"""Meta-World's `max_path_length`."""
+FPS = 80.0
+"""Control rate: 1 / (timestep 0.0025 s * frame skip 5)."""
+FRAME_SIZE = 128
+VIEW_LOOKAT = (0.0, 0.72, 0.12)
+VIEW_DISTANCE = 1.25
+VIEW_AZIMUTH = 135.0
+VIEW_ELEVATION = -28.0
+"""The fixed render viewpoint: a MuJoCo free camera (metres, degrees)."""
+_EXTRA = "metaworld"
+
+
+def _import_metaworld(task: str) -> None:
+    """Import metaworld (and mujoco, which it needs), or raise MissingExtraError."""
+    import_extra("mujoco", task=task, extra=_EXTRA)
+    import_extra("metaworld", task=task, extra=_EXTRA)
+
+
+class MetaWorldEnv(gym.Env[dict[str, Any], np.ndarray]):
+    """One Meta-World v3 task behind the imitari env contract (see the module docstring)."""
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": FPS}
+
+    def __init__(self, name: str, *, render: bool = False) -> None:
+        task = f"metaworld/{name}"
+        _import_metaworld(task)
+        from metaworld.env_dict import ALL_V3_ENVIRONMENTS_GOAL_OBSERVABLE
+
+        # seed=0 keeps the constructor's own reset off numpy's global rng.
+        self._env = ALL_V3_ENVIRONMENTS_GOAL_OBSERVABLE[f"{name}-v3-goal-observable"](seed=0)  # type: ignore[call-arg]
+        self._env._freeze_rand_vec = False
+        self._env.seeded_rand_vec = True
+        self.name = name
+        self.render_mode = "rgb_array" if render else None
+        self.observation_space = spaces.Dict(
+            {"state": spaces.Box(-np.inf, np.inf, self._env.observation_space.shape, np.float32)}
+        )
+        self.action_space = spaces.Box(-1.0, 1.0, self._env.action_space.shape, np.float32)
+        self._renderer: Any = None
+        self._camera: Any = None
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """A fresh layout: the seed's when given, else the next one from the env's rng."""
+        super().reset(seed=seed)
+        if seed is not None:
+            self._env.seed(seed)
+        obs, _ = self._env.reset()
+        return {"state": obs.astype(np.float32)}, {"success": False}
+
+    def step(self, action: np.ndarray) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
+        if self._env.curr_path_length >= MAX_STEPS:
+            raise RuntimeError(f"metaworld/{self.name}: the episode was truncated; call reset()")
+        clipped = np.clip(np.asarray(action, dtype=np.float64).reshape(self.action_space.shape), -1.0, 1.0)
+        obs, reward, _, _, info = self._env.step(clipped)
+        info["success"] = success = bool(info["success"])
+        truncated = self._env.curr_path_length >= MAX_STEPS
+        return {"state": obs.astype(np.float32)}, float(reward), success, truncated, info
+
+    def render(self) -> np.ndarray | None:  # type: ignore[override]
+        """A FRAME_SIZE x FRAME_SIZE RGB frame from the fixed viewpoint (`VIEW_*`); None if made
+        without `render=True`."""
+        if self.render_mode is None:
+            return None
+        import mujoco
+
+        if self._renderer is None:
+            self._renderer = mujoco.Renderer(self._env.model, FRAME_SIZE, FRAME_SIZE)
+            self._renderer.scene.flags[mujoco.mjtRndFlag.mjRND_SHADOW] = 0
+            self._renderer.scene.flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = 0
+            self._camera = mujoco.MjvCamera()
+            self._camera.type = mujoco.mjtCamera.mjCAMERA_FREE
+            self._camera.lookat[:] = VIEW_LOOKAT
+            self._camera.distance = VIEW_DISTANCE
+            self._camera.azimuth = VIEW_AZIMUTH
+            self._camera.elevation = VIEW_ELEVATION
+        self._renderer.update_scene(self._env.data, camera=self._camera)
+        return self._renderer.render()
+
+    def close(self) -> None:
+        if self._renderer is not None:
+            self._renderer.close()
+            self._renderer = None
+        self._env.close()
+
+
+class MetaWorldExpert:
+    """Meta-World's scripted policy for the task (`metaworld.policies.ENV_POLICY_MAP`).
+
+    Deterministic and memoryless: it reads object and goal positions from the state.
+    """
+
+    def __init__(self, name: str) -> None:
+        _import_metaworld(f"metaworld/{name}")
+        from metaworld.policies import ENV_POLICY_MAP
+
+        self._policy = ENV_POLICY_MAP[f"{name}-v3"]()  # type: ignore[abstract]
+
+    def reset(self, seed: int | None = None) -> None:
+        """Nothing to reset: the scripted policy keeps no state between steps."""
+
+    def __call__(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+        with warnings.catch_warnings():
+            # The policies warn that their gains exceed [-1, 1]; the env clips, as intended.
+            warnings.filterwarnings("ignore", message="Constant", category=UserWarning)
+            action = self._policy.get_action(np.asarray(obs["state"], dtype=np.float64))
+        return np.asarray(action, dtype=np.float32)
+
+
+def make_env(name: str, *, render: bool = False) -> MetaWorldEnv:
+    """The env of task `metaworld/<name>`."""
+    return MetaWorldEnv(name, render=render)
+
+
+def make_expert(name: str, env: gym.Env) -> MetaWorldExpert:
+    """The scripted expert of task `metaworld/<name>` (it needs nothing from `env`)."""
+    return MetaWorldExpert(name)
+
+
+for _name, _what in TASKS.items():
+    register(TaskSpec(
+        name=f"metaworld/{_name}",
+        make=functools.partial(make_env, _name),
+        max_steps=MAX_STEPS,
+        obs_keys=("state",),
+        fps=FPS,
+        description=f"Meta-World v3 {_name}: {_what}; state (39,)",
+        make_expert=functools.partial(make_expert, _name),
+        extra=_EXTRA,
+    ))
