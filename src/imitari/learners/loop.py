@@ -257,13 +257,7 @@ class Trainer:
         self.optimizer.step()
         self.scheduler.step()
         if self.ema is not None:
-            decay = ema_decay(self.step, power=self.cfg.ema_power, max_decay=self.cfg.ema_max)
-            with torch.no_grad():
-                for key, value in self.policy.state_dict().items():
-                    if value.dtype.is_floating_point:
-                        self.ema[key].mul_(decay).add_(value.detach(), alpha=1.0 - decay)
-                    else:
-                        self.ema[key].copy_(value)
+            self._update_ema(ema_decay(self.step, power=self.cfg.ema_power, max_decay=self.cfg.ema_max))
         if self.device.type == "cuda":
             torch.cuda.synchronize()
         t2 = time.perf_counter()
@@ -276,6 +270,16 @@ class Trainer:
             "data_time": t1 - t0,
             "update_time": t2 - t1,
         }
+
+    @torch.no_grad()
+    def _update_ema(self, decay: float) -> None:
+        """ema = decay * ema + (1 - decay) * weights, in a few fused kernels."""
+        assert self.ema is not None
+        state = self.policy.state_dict(keep_vars=True)
+        floats = [k for k, v in self.ema.items() if v.dtype.is_floating_point]
+        ema = [self.ema[k] for k in floats]
+        torch._foreach_mul_(ema, decay)
+        torch._foreach_add_(ema, [state[k].detach() for k in floats], alpha=1.0 - decay)
 
     @torch.no_grad()
     def validation_loss(self, batches: int = 4) -> float:
