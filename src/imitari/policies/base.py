@@ -1,18 +1,34 @@
-"""The policy contract shared by every policy class.
+"""The policy contract every policy class implements (docs/architecture.md, "policies").
 
 A policy maps a batch of observation windows `{key: (B, To, ...)}` to a batch of action chunks
-`(B, Ta, A)` (time on axis 1), owns its normaliser, and acts in an environment step by step:
-`act` keeps, per env, the last To observations and a queue of actions still to execute, and
-asks the network for a new chunk only when an env's queue runs dry. Of each chunk it executes
-rows To-1 .. To-1+exec_horizon-1: row To-1 is the action at the current step (the window starts
-To-1 steps in the past), as in Diffusion Policy.
+`(B, Ta, A)` in real units (`predict_chunk`), trains from sampled windows (`loss`), owns its
+`Normalizer` (buffers, so statistics travel in model.safetensors), and acts in environments
+step by step (`act`/`reset`).
 
-A new policy class is one file: a config dataclass derived from `PolicyConfig`, a subclass of
-`Policy` implementing `loss` and `predict_chunk`, and a line in `registry.py`.
+Action chunking with receding-horizon execution follows Diffusion Policy (Chi et al., RSS 2023)
+and ACT (Zhao et al., RSS 2023): the window of To observations ends at the current step t and
+the chunk's row 0 is step t - (To - 1), so row To - 1 is the action for step t. `act` executes
+rows To-1 .. To-1+exec_horizon-1 of a chunk, one per step, then predicts the next chunk.
+
+Adding a policy class is one file plus a registry line: a config dataclass derived from
+`PolicyConfig`, and a `Policy` subclass with a keyword-only constructor
+`(config, *, shapes, stats)` implementing `loss` and `predict_chunk`. Policies that act
+differently (ACT's temporal ensembling, streaming diffusion, recurrent state) override `act`
+and reuse `ObsHistory`, `ActionQueue`, `predict_envs` and the per-env noise generators.
+
+Randomness at inference: stochastic policies draw sampling noise only through `sample_noise`
+from `torch.Generator`s. In `act`, each env has its own generator, seeded from
+(`config.seed`, the episode seed passed to `reset(..., seeds=...)`) or, without one, from
+(`config.seed`, the env's index). An env's actions therefore depend only on its own
+observations and seed, never on which other envs were batched with it, so evaluation results
+do not depend on the number of parallel envs.
 """
 
 from __future__ import annotations
 
+import itertools
+import math
+from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -22,116 +38,308 @@ import torch
 from torch import nn
 
 from imitari.config import ConfigError
-from imitari.policies.nn.obs_encoder import LowDimEncoder
-from imitari.policies.normalizer import Normalizer
+from imitari.policies.nn.obs_encoder import ObsEncoder, make_obs_encoder
+from imitari.policies.normalizer import Normalizer, NormMode
+
+Generators = torch.Generator | Sequence[torch.Generator] | None
+"""Noise source of a stochastic prediction: one generator for the batch, one per row, or None
+for a fresh generator seeded with `config.seed` (so the call is reproducible)."""
 
 
 @dataclass(frozen=True)
 class Shapes:
-    """Per-step shapes of the observation keys and of the action."""
+    """Per-step shapes of the observation keys and of the action (no batch or time axis)."""
 
     obs: dict[str, tuple[int, ...]]
     action: tuple[int, ...]
 
+    @property
+    def action_dim(self) -> int:
+        return math.prod(self.action)
+
 
 @dataclass
 class PolicyConfig:
-    """Fields every chunked policy shares."""
+    """Fields every chunked policy shares. Subclasses add their own, with working defaults."""
 
     obs_horizon: int = 2
-    """To: observations in the window (the current one and To-1 before it)."""
+    """To: observations in the window, the current one and To-1 before it."""
     action_horizon: int = 16
-    """Ta: actions predicted per chunk, starting at the window's first step."""
+    """Ta: actions predicted per chunk (the prediction horizon), from the window's first step."""
     exec_horizon: int = 8
-    """Actions executed from each chunk before predicting the next."""
+    """Actions executed from each chunk before predicting the next (rows To-1 ..)."""
     ema: bool = False
-    """Keep an exponential moving average of the weights and evaluate with it."""
+    """Whether the trainer keeps an exponential moving average of the weights to evaluate with."""
+    seed: int = 0
+    """Seed of the sampling noise at inference (stochastic policies; deterministic ones ignore it)."""
+    obs_range_floor: float = 0.01
+    """Smallest half-width the "limits" normaliser stretches an observation dimension by, so
+    near-constant dimensions (physics jitter) are not magnified into full-scale inputs."""
 
     def __post_init__(self) -> None:
         for name in ("obs_horizon", "action_horizon", "exec_horizon"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1 (got {getattr(self, name)})")
-        if self.exec_horizon > self.action_horizon - self.obs_horizon + 1:
+        if self.obs_range_floor < 0:
+            raise ConfigError(f"obs_range_floor must be >= 0 (got {self.obs_range_floor})")
+        if self.seed < 0:
+            raise ConfigError(f"seed must be >= 0 (got {self.seed})")
+        executable = self.action_horizon - self.obs_horizon + 1
+        if self.exec_horizon > executable:
             raise ConfigError(
-                f"exec_horizon ({self.exec_horizon}) must be <= action_horizon - obs_horizon + 1 "
-                f"({self.action_horizon - self.obs_horizon + 1}): the chunk's executable rows start at To-1"
+                f"exec_horizon ({self.exec_horizon}) must be <= action_horizon - obs_horizon + 1 = {executable}: "
+                f"a chunk's row To-1 is the current step, so only rows {self.obs_horizon - 1}..{self.action_horizon - 1} "
+                "lie in the future"
             )
 
 
-class Policy(nn.Module):
-    """Base class: normaliser, observation encoder, and the stateful `act`/`reset` loop."""
+class ObsHistory:
+    """The last `horizon` observations of each of `n` envs; an env's first one fills its window."""
 
-    default_lr: ClassVar[float] = 1e-3
+    def __init__(self, n: int, horizon: int) -> None:
+        self.n, self.horizon = n, horizon
+        self._windows: dict[str, np.ndarray] = {}
+        self._fresh = np.ones(n, dtype=bool)
+
+    def push(self, obs: Mapping[str, np.ndarray]) -> None:
+        """Append one step `{key: (n, ...)}`, dropping each env's oldest observation."""
+        for key, value in obs.items():
+            value = np.asarray(value)
+            window = self._windows.get(key)
+            if window is None:
+                dtype = np.result_type(value.dtype, np.float32)
+                window = self._windows[key] = np.empty((self.n, self.horizon, *value.shape[1:]), dtype=dtype)
+            window[:, :-1] = window[:, 1:]
+            window[:, -1] = value
+            window[self._fresh] = value[self._fresh, None]
+        self._fresh[:] = False
+
+    def windows(self, env_ids: np.ndarray) -> dict[str, np.ndarray]:
+        """`{key: (len(env_ids), horizon, ...)}`, oldest step first."""
+        return {key: window[env_ids] for key, window in self._windows.items()}
+
+    def clear(self, env_ids: Sequence[int]) -> None:
+        """Forget these envs' history: their next observation fills their window."""
+        self._fresh[list(env_ids)] = True
+
+
+class ActionQueue:
+    """Per-env queue of up to `length` actions still to execute."""
+
+    def __init__(self, n: int, length: int, action_dim: int) -> None:
+        self.length = length
+        self._actions = np.zeros((n, length, action_dim), dtype=np.float32)
+        self._next = np.full(n, length, dtype=np.int64)
+
+    def empty(self) -> np.ndarray:
+        """Indices of the envs with no action left."""
+        return np.flatnonzero(self._next >= self.length)
+
+    def fill(self, env_ids: np.ndarray, actions: np.ndarray) -> None:
+        """Replace these envs' queues with `actions` (len(env_ids), length, A)."""
+        self._actions[env_ids] = actions
+        self._next[env_ids] = 0
+
+    def pop(self) -> np.ndarray:
+        """The next action of every env, (n, A); no queue may be empty."""
+        if (self._next >= self.length).any():
+            raise RuntimeError("pop() from an empty action queue; fill() the envs returned by empty() first")
+        actions = self._actions[np.arange(len(self._next)), self._next]
+        self._next += 1
+        return actions
+
+    def clear(self, env_ids: Sequence[int]) -> None:
+        self._next[list(env_ids)] = self.length
+
+
+class Policy(nn.Module, ABC):
+    """Base class: normaliser, observation encoder, noise generators and the `act`/`reset` loop."""
+
+    default_lr: ClassVar[float] = 1e-4
     """Learning rate the trainer uses when the run config leaves `lr` unset."""
+    obs_norm: ClassVar[NormMode] = "limits"
+    """Normalisation of every `obs.<key>` feature (see `Normalizer`)."""
+    action_norm: ClassVar[NormMode] = "limits"
+    """Normalisation of the `action` feature; targets live in [-1, 1] by default."""
 
     def __init__(self, config: PolicyConfig, *, shapes: Shapes, stats: Mapping[str, Mapping[str, Any]]) -> None:
         super().__init__()
         self.config = config
         self.shapes = shapes
-        self.action_dim = int(np.prod(shapes.action))
-        features = [f"obs.{k}" for k in sorted(shapes.obs)] + ["action"]
-        self.normalizer = Normalizer(stats, features=features)
-        self.encoder = LowDimEncoder(shapes.obs, obs_horizon=config.obs_horizon)
-        self._n: int | None = None
+        self.action_dim = shapes.action_dim
+        features = {f"obs.{key}": shape for key, shape in sorted(shapes.obs.items())}
+        features["action"] = shapes.action
+        modes: dict[str, NormMode] = {name: self.obs_norm for name in features}
+        modes["action"] = self.action_norm
+        floors = {name: config.obs_range_floor for name in features if name != "action"}
+        self.normalizer = Normalizer(stats, modes=modes, floors=floors)
+        for name, shape in features.items():
+            stat_shape = tuple(self.normalizer.stat(name, "min").shape)
+            try:
+                fits = np.broadcast_shapes(stat_shape, shape) == tuple(shape)
+            except ValueError:
+                fits = False
+            if not fits:
+                raise ValueError(f"statistics of '{name}' have shape {stat_shape}, the feature has {shape}")
+        self.obs_encoder: ObsEncoder = make_obs_encoder(shapes.obs, obs_horizon=config.obs_horizon)
+        self._history: ObsHistory | None = None
+        self._queue: ActionQueue | None = None
+        self._generators: dict[int, torch.Generator] = {}
 
-    # --- what subclasses implement -----------------------------------------------------
-    def loss(self, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
-        raise NotImplementedError
+    # --- what subclasses implement -------------------------------------------------------
+    @abstractmethod
+    def loss(self, batch: Mapping[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
+        """Training loss on a batch of windows, and extra metrics to log.
 
-    def predict_chunk(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
-        """(B, To, ...) observation windows -> (B, Ta, A) actions in real units."""
-        raise NotImplementedError
+        `batch`: `obs` `{key: (B, To, ...)}`, `action` `(B, Ta, *action)`, `action_is_pad`
+        `(B, Ta)`, torch tensors in real units (the `WindowSampler` layout). Randomness (noise,
+        masks) comes from torch's global generator, which the trainer seeds per step.
+        """
 
-    # --- shared helpers ----------------------------------------------------------------
-    def encode(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Normalise and flatten an observation window to (B, features)."""
-        normed = {k: self.normalizer.normalize(f"obs.{k}", obs[k].float()) for k in self.encoder.keys}
-        return self.encoder(normed)
+    @abstractmethod
+    def predict_chunk(self, obs: Mapping[str, torch.Tensor], *, generator: Generators = None) -> torch.Tensor:
+        """Observation windows `{key: (B, To, ...)}` -> action chunks `(B, Ta, A)`, real units.
+
+        Stochastic policies draw their noise with `sample_noise(..., generator)`; deterministic
+        ones ignore `generator`.
+        """
+
+    # --- helpers for subclasses ----------------------------------------------------------
+    def _reference(self) -> torch.Tensor:
+        return next(itertools.chain(self.parameters(), self.buffers()))
+
+    @property
+    def device(self) -> torch.device:
+        return self._reference().device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self._reference().dtype
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
-    @property
-    def device(self) -> torch.device:
-        return next(self.parameters()).device
+    def normalize_obs(self, obs: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Each observation key in normalised units, in the module's dtype."""
+        return {key: self.normalizer.normalize(f"obs.{key}", obs[key].to(self.dtype)) for key in self.shapes.obs}
 
-    # --- acting in an environment ------------------------------------------------------
-    def reset(self, env_ids: Sequence[int] | None = None, **_: Any) -> None:
-        """Forget the observation history and queued actions of these envs (all if None)."""
-        if env_ids is None or self._n is None:
-            self._n = None
-            return
-        ids = np.asarray(list(env_ids), dtype=np.int64)
-        self._fresh[ids] = True
-        self._qpos[ids] = self.config.exec_horizon
+    def encode_obs(self, obs: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """Normalised, flattened observation window: `(B, obs_encoder.out_dim)`."""
+        return self.obs_encoder(self.normalize_obs(obs))
 
-    def _start(self, n: int, obs: dict[str, np.ndarray]) -> None:
-        to, ex = self.config.obs_horizon, self.config.exec_horizon
-        self._n = n
-        self._history = {k: np.zeros((n, to, *np.shape(v)[1:]), dtype=np.float32) for k, v in obs.items()}
-        self._queue = np.zeros((n, ex, self.action_dim), dtype=np.float32)
-        self._qpos = np.full(n, ex, dtype=np.int64)
-        self._fresh = np.ones(n, dtype=bool)
+    def normalize_actions(self, actions: torch.Tensor) -> torch.Tensor:
+        """`(B, Ta, *action)` real -> `(B, Ta, A)` normalised."""
+        return self.normalizer.normalize("action", actions.to(self.dtype)).flatten(start_dim=2)
 
-    def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
-        """One step of N envs: `{key: (N, ...)}` -> actions (N, A)."""
-        n = len(next(iter(obs.values())))
-        if self._n != n:
-            self._start(n, obs)
-        for key in self.encoder.keys:
-            hist, value = self._history[key], np.asarray(obs[key], dtype=np.float32)
-            hist[:, :-1] = hist[:, 1:]
-            hist[:, -1] = value
-            hist[self._fresh] = value[self._fresh][:, None]
-        self._fresh[:] = False
-        need = np.nonzero(self._qpos >= self.config.exec_horizon)[0]
-        if len(need):
-            window = {k: torch.from_numpy(self._history[k][need]).to(self.device) for k in self.encoder.keys}
-            with torch.inference_mode():
-                chunk = self.predict_chunk(window).float().cpu().numpy()
+    def unnormalize_actions(self, actions: torch.Tensor) -> torch.Tensor:
+        """`(B, Ta, A)` normalised -> `(B, Ta, A)` real."""
+        shaped = actions.unflatten(-1, self.shapes.action)
+        return self.normalizer.unnormalize("action", shaped).flatten(start_dim=2)
+
+    def noise_generator(self, generator: Generators) -> torch.Generator | list[torch.Generator]:
+        """Resolve `predict_chunk`'s `generator`: None -> a fresh one seeded with `config.seed`."""
+        if generator is None:
+            return torch.Generator().manual_seed(self.config.seed)
+        return generator if isinstance(generator, torch.Generator) else list(generator)
+
+    def sample_noise(self, shape: Sequence[int], generator: Generators) -> torch.Tensor:
+        """Standard normal noise of `shape` (batch first) on the module's device and dtype.
+
+        With one generator per row, row i comes from generator i alone. Noise is drawn on the
+        generators' device (CPU unless you pass others), in float32, so a seed gives the same
+        samples on any device and dtype.
+        """
+        gen = self.noise_generator(generator)
+        if isinstance(gen, torch.Generator):
+            noise = torch.randn(tuple(shape), generator=gen, device=gen.device)
+        else:
+            if len(gen) != shape[0]:
+                raise ValueError(f"{len(gen)} generators for a batch of {shape[0]}")
+            noise = torch.cat([torch.randn((1, *shape[1:]), generator=g, device=g.device) for g in gen])
+        return noise.to(self.device, self.dtype)
+
+    # --- acting in environments ----------------------------------------------------------
+    def _seeded_generator(self, *entropy: int) -> torch.Generator:
+        seed = np.random.SeedSequence([self.config.seed, *entropy]).generate_state(1, np.uint64)[0]
+        return torch.Generator().manual_seed(int(seed))
+
+    def env_generator(self, env_id: int) -> torch.Generator:
+        """Env `env_id`'s noise generator (seeded from its episode seed when `reset` got one)."""
+        if env_id not in self._generators:
+            self._generators[env_id] = self._seeded_generator(0, env_id)
+        return self._generators[env_id]
+
+    def predict_envs(self, env_ids: np.ndarray) -> np.ndarray:
+        """Chunks `(len(env_ids), Ta, A)` float32 from these envs' histories, in one batch."""
+        assert self._history is not None, "predict_envs needs an observation history (call act)"
+        device, dtype = self.device, self.dtype
+        with torch.inference_mode():
+            window = {k: torch.as_tensor(v).to(device, dtype) for k, v in self._history.windows(env_ids).items()}
+            chunk = self.predict_chunk(window, generator=[self.env_generator(int(i)) for i in env_ids])
+        return chunk.to(torch.float32).cpu().numpy()
+
+    def _batch_size(self, obs: Mapping[str, np.ndarray]) -> int:
+        missing = [key for key in self.shapes.obs if key not in obs]
+        if missing:
+            raise KeyError(f"observation lacks keys {missing} (the policy uses {sorted(self.shapes.obs)})")
+        sizes = set()
+        for key, shape in self.shapes.obs.items():
+            got = np.shape(obs[key])
+            if tuple(got[1:]) != tuple(shape):
+                raise ValueError(f"obs['{key}'] has shape {got}; expected (N, {', '.join(map(str, shape))})")
+            sizes.add(got[0])
+        if len(sizes) != 1:
+            raise ValueError(f"observation keys disagree on the number of envs: {sorted(sizes)}")
+        return sizes.pop()
+
+    def act(self, obs: Mapping[str, np.ndarray]) -> np.ndarray:
+        """One step of N envs: `{key: (N, ...)}` numpy -> actions `(N, *action)` float32.
+
+        Appends the observations to each env's history (an env's first observation after a
+        reset fills its whole window), predicts chunks, batched, for the envs whose action queue
+        is empty, and pops one action per env. If N differs from the previous call, every env's
+        history and queue start afresh. Call `eval()` first to disable dropout.
+        """
+        n = self._batch_size(obs)
+        if self._history is None or self._queue is None or self._history.n != n:
+            self._history = ObsHistory(n, self.config.obs_horizon)
+            self._queue = ActionQueue(n, self.config.exec_horizon, self.action_dim)
+        self._history.push({key: obs[key] for key in self.shapes.obs})
+        need = self._queue.empty()
+        if need.size:
             start = self.config.obs_horizon - 1
-            self._queue[need] = chunk[:, start : start + self.config.exec_horizon]
-            self._qpos[need] = 0
-        actions = self._queue[np.arange(n), self._qpos].copy()
-        self._qpos += 1
-        return actions.reshape(n, *self.shapes.action)
+            self._queue.fill(need, self.predict_envs(need)[:, start : start + self.config.exec_horizon])
+        return self._queue.pop().reshape(n, *self.shapes.action)
+
+    def reset(
+        self, env_ids: Sequence[int] | None = None, *, seeds: Sequence[int | None] | None = None, **kwargs: Any
+    ) -> None:
+        """Forget the history and queued actions of these envs (all if None).
+
+        `seeds`, one per env id (or per env 0..len-1 when `env_ids` is None), are the episode
+        seeds of `imitari.eval.rollout`'s reset handshake: they re-seed those envs' noise
+        generators, so an episode's actions depend on its seed, not on its env slot. A None
+        seed keeps the env's generator running. Other keyword arguments are ignored.
+        `reset()` also returns every generator to its initial state; an env id beyond the
+        current number of envs announces a new set of envs and clears every env's history.
+        """
+        if env_ids is None:
+            self._history = self._queue = None
+            self._generators.clear()
+            ids = list(range(len(seeds))) if seeds is not None else []
+        else:
+            ids = [int(i) for i in env_ids]
+            if any(i < 0 for i in ids):
+                raise ValueError(f"env ids must be >= 0 (got {ids})")
+            if self._history is not None and self._queue is not None:
+                if max(ids, default=-1) < self._history.n:
+                    self._history.clear(ids)
+                    self._queue.clear(ids)
+                else:  # ids beyond the current envs: a new set of envs is starting
+                    self._history = self._queue = None
+        if seeds is not None:
+            if len(seeds) != len(ids):
+                raise ValueError(f"{len(seeds)} seeds for {len(ids)} envs")
+            for env_id, seed in zip(ids, seeds):
+                if seed is not None:
+                    self._generators[env_id] = self._seeded_generator(1, int(seed))

@@ -1,4 +1,9 @@
-"""Policy registry: name -> (policy class, config class). Registration is explicit and loud."""
+"""Policy registry: name -> (policy class, config class).
+
+Registration is explicit (one line per policy at the bottom of this file), so `imitari
+policies`, config parsing and checkpoint loading all see the same set, and a misspelt name is
+an error that names the closest registered one.
+"""
 
 from __future__ import annotations
 
@@ -14,25 +19,35 @@ _REGISTRY: dict[str, tuple[type[Policy], type[PolicyConfig]]] = {}
 
 
 def register_policy(name: str, policy_cls: type[Policy], config_cls: type[PolicyConfig]) -> None:
+    """Make `policy_cls` (configured by `config_cls`) available as `name`."""
     if name in _REGISTRY:
         raise ValueError(f"policy '{name}' is already registered")
+    if not (issubclass(policy_cls, Policy) and issubclass(config_cls, PolicyConfig)):
+        raise TypeError(f"policy '{name}': need a Policy subclass and a PolicyConfig subclass")
     _REGISTRY[name] = (policy_cls, config_cls)
 
 
 def policy_names() -> list[str]:
+    """Registered policy names, sorted."""
     return sorted(_REGISTRY)
 
 
 def get_policy(name: str) -> tuple[type[Policy], type[PolicyConfig]]:
+    """(policy class, config class) of a registered name; ValueError naming the closest if unknown."""
     if name not in _REGISTRY:
         raise ConfigError(f"unknown policy '{name}'{closest(name, _REGISTRY)}; registered: {', '.join(policy_names())}")
     return _REGISTRY[name]
 
 
-def make_policy(name: str, config: PolicyConfig, *, shapes: Shapes, stats: Mapping[str, Mapping[str, Any]]) -> Policy:
+def make_policy(
+    name: str, config: PolicyConfig | None, *, shapes: Shapes, stats: Mapping[str, Mapping[str, Any]]
+) -> Policy:
+    """Build policy `name` from its config (None: the config class's defaults) and data stats."""
     policy_cls, config_cls = get_policy(name)
+    if config is None:
+        config = config_cls()
     if not isinstance(config, config_cls):
-        raise ConfigError(f"policy '{name}' needs a {config_cls.__name__}, got {type(config).__name__}")
+        raise ConfigError(f"policy '{name}' needs a {config_cls.__name__}, got a {type(config).__name__}")
     return policy_cls(config, shapes=shapes, stats=stats)
 
 

@@ -1,1 +1,2 @@
-"""Network blocks shared by the policies: MLP, temporal U-Net, embeddings, observation encoders."""
+"""Network blocks shared by the policies, one file each: MLP, the temporal U-Net of Diffusion
+Policy, sinusoidal embeddings, and observation encoders (the seam for image encoders)."""

@@ -1,4 +1,9 @@
-"""Sinusoidal embeddings of scalar positions (diffusion steps, token positions)."""
+"""Sinusoidal embeddings of scalar positions: diffusion steps, token indices.
+
+The transformer's fixed positional code (Vaswani et al., "Attention Is All You Need", 2017),
+used by Diffusion Policy (Chi et al., RSS 2023) to embed the diffusion step before an MLP, and
+by the sequence models (BC-transformer, ACT) to mark token positions.
+"""
 
 from __future__ import annotations
 
@@ -9,16 +14,23 @@ from torch import nn
 
 
 class SinusoidalEmbedding(nn.Module):
-    """Maps a (B,) tensor of positions to (B, dim) sin/cos features at geometric frequencies."""
+    """Maps positions of any shape `(...)` to `(..., dim)` features `[sin(x w_i), cos(x w_i)]`.
 
-    def __init__(self, dim: int) -> None:
+    The `dim // 2` frequencies `w_i` run geometrically from 1 down to `1 / max_period`, so small
+    and large position differences are both visible. The layer has no parameters.
+    """
+
+    freqs: torch.Tensor
+
+    def __init__(self, dim: int, *, max_period: float = 10000.0) -> None:
         super().__init__()
-        if dim % 2:
-            raise ValueError(f"embedding dim must be even (got {dim})")
+        if dim < 4 or dim % 2:
+            raise ValueError(f"sinusoidal embedding dim must be even and >= 4 (got {dim})")
+        half = dim // 2
+        freqs = torch.exp(torch.arange(half, dtype=torch.float32) * (-math.log(max_period) / (half - 1)))
+        self.register_buffer("freqs", freqs, persistent=False)
         self.dim = dim
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        half = self.dim // 2
-        freqs = torch.exp(torch.arange(half, device=x.device, dtype=torch.float32) * (-math.log(10000.0) / max(1, half - 1)))
-        angles = x.float()[:, None] * freqs[None, :]
+    def forward(self, positions: torch.Tensor) -> torch.Tensor:
+        angles = positions.to(self.freqs.dtype).unsqueeze(-1) * self.freqs
         return torch.cat([angles.sin(), angles.cos()], dim=-1)

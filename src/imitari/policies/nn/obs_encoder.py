@@ -1,27 +1,58 @@
-"""Observation encoders: turn a normalised observation window `{key: (B, To, ...)}` into features.
+"""Observation encoders: a normalised observation window `{key: (B, To, ...)}` -> features.
 
-The low-dimensional encoder concatenates the keys and flattens the window. It is the seam
-where image encoders (a ResNet per camera, as in Diffusion Policy) plug in: any module with
-`out_dim` and `forward(obs) -> (B, out_dim)` can replace it.
+This is the seam where perception plugs in. Every encoder produces per-step features
+`encode_steps(obs) -> (B, To, step_dim)` (what sequence models such as BC-RNN, BC-transformer
+and ACT consume as tokens) and, from them, the flattened window `forward(obs) -> (B, out_dim)`
+with `out_dim = To * step_dim` (what MLP and U-Net policies condition on, as in Diffusion
+Policy's global conditioning). An image encoder (a ResNet-18 per camera with spatial softmax,
+as in Diffusion Policy and robomimic) will be another `ObsEncoder` subclass that
+`make_obs_encoder` picks when a key has an image shape `(C, H, W)`.
 """
 
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
 
 import torch
 from torch import nn
 
 
-class LowDimEncoder(nn.Module):
-    """Concatenate the low-dim keys along features and flatten over time."""
+class ObsEncoder(nn.Module, ABC):
+    """Base of observation encoders: per-step features, and their flattened window."""
 
-    def __init__(self, obs_shapes: dict[str, tuple[int, ...]], *, obs_horizon: int) -> None:
+    def __init__(self, *, obs_horizon: int, step_dim: int) -> None:
         super().__init__()
-        self.keys = sorted(obs_shapes)
-        self.step_dim = sum(math.prod(obs_shapes[k]) for k in self.keys)
-        self.out_dim = self.step_dim * obs_horizon
+        self.obs_horizon = obs_horizon
+        self.step_dim = step_dim
+        self.out_dim = obs_horizon * step_dim
 
-    def forward(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
-        parts = [obs[key].flatten(start_dim=2) for key in self.keys]
-        return torch.cat(parts, dim=-1).flatten(start_dim=1)
+    @abstractmethod
+    def encode_steps(self, obs: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """`{key: (B, To, ...)}` -> `(B, To, step_dim)`."""
+
+    def forward(self, obs: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """`{key: (B, To, ...)}` -> `(B, To * step_dim)`, time-major (step 0's features first)."""
+        return self.encode_steps(obs).flatten(start_dim=1)
+
+
+class LowDimObsEncoder(ObsEncoder):
+    """Concatenates the flattened low-dimensional keys (sorted by name) of each step."""
+
+    def __init__(self, obs_shapes: Mapping[str, tuple[int, ...]], *, obs_horizon: int) -> None:
+        self.keys = sorted(obs_shapes)
+        super().__init__(obs_horizon=obs_horizon, step_dim=sum(math.prod(obs_shapes[k]) for k in self.keys))
+
+    def encode_steps(self, obs: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        return torch.cat([obs[key].flatten(start_dim=2) for key in self.keys], dim=-1)
+
+
+def make_obs_encoder(obs_shapes: Mapping[str, tuple[int, ...]], *, obs_horizon: int) -> ObsEncoder:
+    """The encoder for these observation keys: low-dim vectors now, image keys later."""
+    images = sorted(k for k, shape in obs_shapes.items() if len(shape) == 3)
+    if images:
+        raise NotImplementedError(
+            f"observation keys {images} look like images (C, H, W); imitari has no image encoder yet"
+        )
+    return LowDimObsEncoder(obs_shapes, obs_horizon=obs_horizon)

@@ -1,14 +1,22 @@
-"""The 1-D temporal convolutional U-Net of Diffusion Policy (Chi et al., RSS 2023).
+"""The 1-D temporal convolutional U-Net denoiser of Diffusion Policy.
 
-The action chunk is a 1-D signal over time with action dims as channels. Every residual block
-is conditioned by FiLM (a per-channel scale and bias) on [diffusion-step embedding, observation
-features]. Down/up-sampling halves/doubles the time axis, so the horizon must be divisible by
-2 ** (len(down_dims) - 1). The paper's size is down_dims (256, 512, 1024), about 64M parameters;
-imitari's default is much smaller to train in minutes on a CPU.
+Chi et al., "Diffusion Policy: Visuomotor Policy Learning via Action Diffusion", RSS 2023,
+section III-B / appendix: the action chunk `(B, T, A)` is a 1-D signal over time with the
+action dimensions as channels. Convolutions over time give the chunk its smoothness bias;
+the observation enters only through FiLM (Perez et al., AAAI 2018), a per-channel scale and
+bias computed from `[diffusion-step embedding, observation features]` in every residual block,
+which the paper found to train more stably than inpainting-style conditioning.
+
+The layout follows the reference implementation (`ConditionalUnet1D`): per resolution two
+FiLM residual blocks then a stride-2 down-sampling conv (none after the last), two middle
+blocks, and an up path that concatenates the skip of the same resolution. Like the reference,
+the up path consumes every skip but the finest, so `T` must be divisible by
+`2 ** (len(down_dims) - 1)`.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 import torch
@@ -17,10 +25,10 @@ from torch import nn
 from imitari.policies.nn.embeddings import SinusoidalEmbedding
 
 
-class ConvBlock(nn.Sequential):
-    """Conv1d -> GroupNorm -> Mish."""
+class Conv1dBlock(nn.Sequential):
+    """Conv1d (same length) -> GroupNorm -> Mish."""
 
-    def __init__(self, c_in: int, c_out: int, kernel_size: int, n_groups: int) -> None:
+    def __init__(self, c_in: int, c_out: int, *, kernel_size: int, n_groups: int) -> None:
         super().__init__(
             nn.Conv1d(c_in, c_out, kernel_size, padding=kernel_size // 2),
             nn.GroupNorm(n_groups, c_out),
@@ -28,81 +36,102 @@ class ConvBlock(nn.Sequential):
         )
 
 
-class FiLMResBlock(nn.Module):
-    """Two conv blocks with FiLM conditioning between them, plus a residual connection."""
+class FiLMResidualBlock1D(nn.Module):
+    """Two conv blocks, the first's output modulated `scale * h + bias` by the conditioning."""
 
-    def __init__(self, c_in: int, c_out: int, cond_dim: int, *, kernel_size: int, n_groups: int) -> None:
+    def __init__(self, c_in: int, c_out: int, *, cond_dim: int, kernel_size: int, n_groups: int) -> None:
         super().__init__()
-        self.block1 = ConvBlock(c_in, c_out, kernel_size, n_groups)
-        self.block2 = ConvBlock(c_out, c_out, kernel_size, n_groups)
+        self.block1 = Conv1dBlock(c_in, c_out, kernel_size=kernel_size, n_groups=n_groups)
+        self.block2 = Conv1dBlock(c_out, c_out, kernel_size=kernel_size, n_groups=n_groups)
         self.film = nn.Sequential(nn.Mish(), nn.Linear(cond_dim, 2 * c_out))
         self.residual = nn.Conv1d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         scale, bias = self.film(cond).unsqueeze(-1).chunk(2, dim=1)
-        out = self.block1(x) * scale + bias
-        return self.block2(out) + self.residual(x)
+        h = self.block1(x) * scale + bias
+        return self.block2(h) + self.residual(x)
 
 
-class TemporalUNet(nn.Module):
-    """Predicts the noise (or sample) of an action chunk (B, T, A) given step and conditioning."""
+class UNetLevel(nn.Module):
+    """One resolution: two FiLM residual blocks, then a resampling layer (down, up or none)."""
+
+    def __init__(
+        self, c_in: int, c_out: int, resample: nn.Module, *, cond_dim: int, kernel_size: int, n_groups: int
+    ) -> None:
+        super().__init__()
+        opts = {"cond_dim": cond_dim, "kernel_size": kernel_size, "n_groups": n_groups}
+        self.res1 = FiLMResidualBlock1D(c_in, c_out, **opts)
+        self.res2 = FiLMResidualBlock1D(c_out, c_out, **opts)
+        self.resample = resample
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(features before resampling, for the skip connection; resampled features)."""
+        h = self.res2(self.res1(x, cond), cond)
+        return h, self.resample(h)
+
+
+class ConditionalUnet1D(nn.Module):
+    """Denoiser `(sample (B, T, A), timestep (B,) or (), cond (B, C)) -> (B, T, A)`.
+
+    `down_dims` are the channel widths per resolution: the paper uses (256, 512, 1024), about
+    64M parameters with a 256-wide step embedding; smaller widths train proportionally faster.
+    """
 
     def __init__(
         self,
         action_dim: int,
         cond_dim: int,
         *,
-        down_dims: Sequence[int] = (64, 128, 256),
+        down_dims: Sequence[int] = (256, 512, 1024),
         kernel_size: int = 5,
         n_groups: int = 8,
-        step_embed_dim: int = 128,
+        step_embed_dim: int = 256,
     ) -> None:
         super().__init__()
+        if not down_dims:
+            raise ValueError("down_dims must name at least one resolution")
+        if kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size must be odd to keep the chunk length (got {kernel_size})")
+        bad = [d for d in down_dims if d % n_groups]
+        if bad:
+            raise ValueError(f"down_dims {bad} are not divisible by n_groups={n_groups} (GroupNorm)")
+        self.horizon_multiple = 2 ** (len(down_dims) - 1)
         self.step_encoder = nn.Sequential(
             SinusoidalEmbedding(step_embed_dim),
             nn.Linear(step_embed_dim, 4 * step_embed_dim),
             nn.Mish(),
             nn.Linear(4 * step_embed_dim, step_embed_dim),
         )
-        cond_total = step_embed_dim + cond_dim
-        block = dict(kernel_size=kernel_size, n_groups=n_groups)
-        dims = [action_dim, *down_dims]
-        pairs = list(zip(dims[:-1], dims[1:]))
-        self.downs = nn.ModuleList()
-        for i, (c_in, c_out) in enumerate(pairs):
-            last = i == len(pairs) - 1
-            self.downs.append(nn.ModuleList([
-                FiLMResBlock(c_in, c_out, cond_total, **block),
-                FiLMResBlock(c_out, c_out, cond_total, **block),
-                nn.Identity() if last else nn.Conv1d(c_out, c_out, 3, stride=2, padding=1),
-            ]))
-        mid = dims[-1]
-        self.mids = nn.ModuleList([FiLMResBlock(mid, mid, cond_total, **block) for _ in range(2)])
-        self.ups = nn.ModuleList()
-        for c_out, c_in in reversed(pairs[1:]):
-            self.ups.append(nn.ModuleList([
-                FiLMResBlock(2 * c_in, c_out, cond_total, **block),
-                FiLMResBlock(c_out, c_out, cond_total, **block),
-                nn.ConvTranspose1d(c_out, c_out, 4, stride=2, padding=1),
-            ]))
-        self.final = nn.Sequential(
-            ConvBlock(down_dims[0], down_dims[0], kernel_size, n_groups), nn.Conv1d(down_dims[0], action_dim, 1)
+        opts = {"cond_dim": step_embed_dim + cond_dim, "kernel_size": kernel_size, "n_groups": n_groups}
+        levels = list(itertools.pairwise([action_dim, *down_dims]))
+        self.down = nn.ModuleList(
+            UNetLevel(
+                c_in, c_out, nn.Conv1d(c_out, c_out, 3, stride=2, padding=1) if i < len(levels) - 1 else nn.Identity(),
+                **opts,
+            )
+            for i, (c_in, c_out) in enumerate(levels)
         )
-        self.min_divisor = 2 ** (len(down_dims) - 1)
+        self.mid = UNetLevel(down_dims[-1], down_dims[-1], nn.Identity(), **opts)
+        self.up = nn.ModuleList(
+            UNetLevel(2 * c_out, c_in, nn.ConvTranspose1d(c_in, c_in, 4, stride=2, padding=1), **opts)
+            for c_in, c_out in reversed(levels[1:])
+        )
+        self.final = nn.Sequential(
+            Conv1dBlock(down_dims[0], down_dims[0], kernel_size=kernel_size, n_groups=n_groups),
+            nn.Conv1d(down_dims[0], action_dim, 1),
+        )
 
     def forward(self, sample: torch.Tensor, timestep: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        if sample.shape[1] % self.min_divisor:
-            raise ValueError(f"horizon {sample.shape[1]} must be divisible by {self.min_divisor} for this U-Net")
+        if sample.shape[1] % self.horizon_multiple:
+            raise ValueError(f"chunk length {sample.shape[1]} is not a multiple of {self.horizon_multiple}")
+        steps = self.step_encoder(timestep.to(sample.device).expand(sample.shape[0]))
+        c = torch.cat([steps, cond], dim=-1)
         x = sample.transpose(1, 2)
-        c = torch.cat([self.step_encoder(timestep.expand(sample.shape[0])), cond], dim=-1)
         skips = []
-        for res1, res2, down in self.downs:
-            x = res2(res1(x, c), c)
-            skips.append(x)
-            x = down(x)
-        for block in self.mids:
-            x = block(x, c)
-        for res1, res2, up in self.ups:
-            x = torch.cat([x, skips.pop()], dim=1)
-            x = up(res2(res1(x, c), c))
+        for level in self.down:
+            skip, x = level(x, c)
+            skips.append(skip)
+        x = self.mid(x, c)[1]
+        for level in self.up:
+            x = level(torch.cat([x, skips.pop()], dim=1), c)[1]
         return self.final(x).transpose(1, 2)

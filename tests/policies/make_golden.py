@@ -1,0 +1,49 @@
+"""Regenerate the golden outputs that tests/policies/test_policy_golden.py compares against.
+
+    .venv/bin/python tests/policies/make_golden.py          # all registered golden cases
+    .venv/bin/python tests/policies/make_golden.py bc       # one of them
+
+Each case builds a policy with its default config and fixed seeds, and records the loss on a
+fixed synthetic batch and a predicted chunk. Run this only when a change to a policy's numbers
+is intended, and commit the files in tests/policies/golden/ with that change.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import torch
+from policy_testdata import SHAPES, reference_stats, synthetic_windows
+from safetensors.torch import save_file
+
+from imitari.policies.registry import get_policy, make_policy
+
+GOLDEN_DIR = Path(__file__).with_name("golden")
+CASES = ("bc", "diffusion")
+
+
+def golden_case(name: str) -> dict[str, torch.Tensor]:
+    """Loss on a fixed batch and a chunk predicted from its first two windows, default config."""
+    _, config_cls = get_policy(name)
+    torch.manual_seed(0)
+    policy = make_policy(name, config_cls(), shapes=SHAPES, stats=reference_stats())
+    config = policy.config
+    batch = synthetic_windows(4, obs_horizon=config.obs_horizon, action_horizon=config.action_horizon, seed=0)
+    loss, _ = policy.loss(batch)
+    with torch.no_grad():
+        chunk = policy.eval().predict_chunk({k: v[:2] for k, v in batch["obs"].items()})
+    return {"loss": loss.detach().reshape(1), "chunk": chunk.contiguous()}
+
+
+def main(names: list[str]) -> None:
+    torch.set_num_threads(1)
+    GOLDEN_DIR.mkdir(exist_ok=True)
+    for name in names or CASES:
+        path = GOLDEN_DIR / f"{name}.safetensors"
+        save_file(golden_case(name), str(path))
+        print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
