@@ -68,3 +68,14 @@ def test_errors_name_the_feature() -> None:
         Normalizer(bad, modes={"action": "limits"})
     with pytest.raises(ValueError, match="lacks a 'mode'"):
         Normalizer.from_json(STATS)
+
+
+def test_limits_floor_keeps_jitter_small_and_survives_json() -> None:
+    stats = {"obs.state": {"mean": [0.0, 0.0], "std": [1.0, 1e-3], "min": [-1.0, -1e-3], "max": [1.0, 1e-3]}}
+    norm = Normalizer(stats, modes={"obs.state": "limits"}, floors={"obs.state": 0.01})
+    y = norm.normalize("obs.state", torch.tensor([1.0, 1e-3]))
+    assert y[0] == pytest.approx(1.0) and y[1] == pytest.approx(0.1), "a 1e-3 jitter is not stretched to full scale"
+    assert torch.allclose(norm.unnormalize("obs.state", y), torch.tensor([1.0, 1e-3]))
+    again = Normalizer.from_json(json.loads(json.dumps(norm.to_json())))
+    assert again.floors == {"obs.state": 0.01} and torch.equal(again.normalize("obs.state", torch.ones(2)),
+                                                                norm.normalize("obs.state", torch.ones(2)))
