@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 import torch
 
-os.environ.setdefault("MUJOCO_GL", "osmesa")
+from imitari.envs.metaworld_tasks import default_mujoco_gl
+
 torch.set_num_threads(1)
+default_mujoco_gl()  # before anything imports mujoco: its GL backend is fixed at first import
 
 
 @pytest.fixture(scope="session")

@@ -83,6 +83,13 @@ def test_layouts_reproduce_in_a_fresh_process_and_on_reuse(name: str) -> None:
     env.close()
 
 
+def _rendering() -> tuple[bool, str]:
+    from imitari.eval.video import rendering_available
+
+    return rendering_available()
+
+
+@pytest.mark.skipif(not _rendering()[0], reason="no offscreen OpenGL here (Debian: apt-get install libosmesa6)")
 def test_render_is_upright_rgb() -> None:
     env = get_task("metaworld/push").make(render=True)
     env.reset(seed=0)

@@ -21,7 +21,9 @@ works without the extra installed.
 
 from __future__ import annotations
 
+import ctypes.util
 import functools
+import os
 import warnings
 from typing import Any
 
@@ -58,8 +60,26 @@ VIEW_ELEVATION = -28.0
 _EXTRA = "metaworld"
 
 
+def default_mujoco_gl() -> None:
+    """Pick MuJoCo's offscreen backend before mujoco is first imported, unless the user did.
+
+    Without a display MuJoCo's default (GLFW) cannot render; OSMesa (Debian's libosmesa6) or
+    EGL can. A backend whose library is missing would make `import mujoco` itself fail, so one
+    is chosen only when its library is found; otherwise rendering fails later and evaluation
+    skips videos with a one-line message.
+    """
+    if "MUJOCO_GL" in os.environ or os.environ.get("DISPLAY"):
+        return
+    for backend, library in (("osmesa", "OSMesa"), ("egl", "EGL")):
+        if ctypes.util.find_library(library):
+            os.environ["MUJOCO_GL"] = backend
+            os.environ.setdefault("PYOPENGL_PLATFORM", backend)
+            return
+
+
 def _import_metaworld(task: str) -> None:
     """Import metaworld (and mujoco, which it needs), or raise MissingExtraError."""
+    default_mujoco_gl()
     import_extra("mujoco", task=task, extra=_EXTRA)
     import_extra("metaworld", task=task, extra=_EXTRA)
 
