@@ -98,3 +98,11 @@ def test_lr_schedule_shape() -> None:
     assert loop.lr_factor(10, warmup=10, total=100) == pytest.approx(1.0)
     assert loop.lr_factor(100, warmup=10, total=100) == pytest.approx(0.0)
     assert 0 < loop.ema_decay(1000, power=0.75, max_decay=0.9999) < 0.9999
+
+
+def test_periodic_evaluation_is_logged(reach_dataset: Path, tmp_path: Path) -> None:
+    run = train(_raw(reach_dataset, tmp_path / "run", steps=20, eval_every=10, eval_episodes=3, num_envs=3))
+    lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    evals = [m for m in lines if "eval/success_rate" in m]
+    assert [m["step"] for m in evals] == [10, 20]
+    assert all(0.0 <= m["eval/success_rate"] <= 1.0 for m in evals)
