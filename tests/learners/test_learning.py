@@ -17,6 +17,7 @@ from imitari.learners.loop import train
 
 CASES = {
     "bc": ({"name": "bc"}, 2000, 256),
+    "bc_gmm": ({"name": "bc", "head": "gmm"}, 2000, 256),
     "diffusion": ({"name": "diffusion", "down_dims": [32, 64], "action_horizon": 8, "exec_horizon": 4}, 1500, 64),
 }
 

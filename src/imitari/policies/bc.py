@@ -7,6 +7,13 @@ markedly better at long-horizon, non-Markovian demonstrations. The MLP sees the 
 observation window flattened, and outputs the normalised chunk; the loss is L2 (or L1, which
 is more robust to multimodal or noisy demonstrations but still averages modes).
 
+`head` picks how the MLP's output becomes a chunk (`imitari.policies.nn.heads`): the default
+`deterministic` regression above, a diagonal `gaussian`, or robomimic's `gmm` with `num_modes`
+modes, which fits multimodal demonstrations instead of averaging them. The stochastic heads
+train on the negative log-likelihood (per chunk dimension) and log the `mse` of their
+predicted mean; they act with the mean (of the most likely mode) unless `sample_actions` is
+set, in which case they sample with the policy's seeded noise generators.
+
 Padded rows (chunk steps past the episode's end, which the window sampler fills by repeating
 the last action) are *not* masked out of the loss, as in Diffusion Policy: they teach the
 policy to hold still once a task is done. The defaults (two 256-wide layers, ~0.1M parameters
@@ -20,23 +27,32 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 import torch
-import torch.nn.functional as F
 
 from imitari.config import ConfigError
 from imitari.policies.base import Generators, Policy, PolicyConfig, Shapes
+from imitari.policies.nn.heads import HEADS, ActionHead, make_head
 from imitari.policies.nn.mlp import MLP
 
 
 @dataclass
 class BCConfig(PolicyConfig):
-    """BC-MLP: hidden widths, loss and dropout."""
+    """BC-MLP: hidden widths, action head, loss and dropout."""
 
     hidden: tuple[int, ...] = (256, 256)
     """Hidden layer widths of the MLP."""
     loss: Literal["l2", "l1"] = "l2"
-    """Regression loss on the normalised chunk."""
+    """Regression loss on the normalised chunk (the deterministic head only)."""
     dropout: float = 0.0
     """Dropout after each hidden layer (training only)."""
+    head: Literal["deterministic", "gaussian", "gmm"] = "deterministic"
+    """Action head: L2/L1 regression, a diagonal Gaussian, or a Gaussian mixture (robomimic)."""
+    num_modes: int = 5
+    """Mixture components of the `gmm` head."""
+    min_std: float = 0.01
+    """Floor of the `gaussian`/`gmm` heads' std, in normalised action units (robomimic: 1e-4,
+    too small for scripted data whose actions sit on exact values)."""
+    sample_actions: bool = False
+    """Act with samples of a stochastic head instead of its mean / most likely mode."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -47,31 +63,45 @@ class BCConfig(PolicyConfig):
             raise ConfigError(f"loss must be 'l2' or 'l1' (got {self.loss!r})")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"dropout must be in [0, 1) (got {self.dropout})")
+        if self.head not in HEADS:
+            raise ConfigError(f"head must be one of {list(HEADS)} (got {self.head!r})")
+        if self.num_modes < 1:
+            raise ConfigError(f"num_modes must be >= 1 (got {self.num_modes})")
+        if not self.min_std > 0:
+            raise ConfigError(f"min_std must be > 0 (got {self.min_std}); the NLL of a std near 0 is unbounded")
+        if self.head != "deterministic" and self.loss != "l2":
+            raise ConfigError(
+                f"loss={self.loss!r} applies to the deterministic head only; the {self.head} head trains on its NLL"
+            )
+        if self.sample_actions and self.head == "deterministic":
+            raise ConfigError("sample_actions needs a stochastic head (head='gaussian' or 'gmm')")
 
 
 class BCPolicy(Policy):
-    """BC-MLP: flattened observation window -> action chunk, L2/L1 regression (robomimic)."""
+    """BC-MLP: flattened observation window -> action chunk through an action head (robomimic)."""
 
     default_lr: ClassVar[float] = 1e-3
     config: BCConfig
 
     def __init__(self, config: BCConfig, *, shapes: Shapes, stats: Mapping[str, Mapping[str, Any]]) -> None:
         super().__init__(config, shapes=shapes, stats=stats)
-        self.net = MLP(
-            self.obs_encoder.out_dim,
-            config.action_horizon * self.action_dim,
-            hidden=config.hidden,
-            dropout=config.dropout,
+        self.head: ActionHead = make_head(
+            config.head,
+            config.action_horizon,
+            self.action_dim,
+            loss=config.loss,
+            num_modes=config.num_modes,
+            min_std=config.min_std,
         )
-
-    def _forward(self, obs: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        """Normalised chunk `(B, Ta, A)`."""
-        return self.net(self.encode_obs(obs)).unflatten(1, (self.config.action_horizon, self.action_dim))
+        self.net = MLP(self.obs_encoder.out_dim, self.head.param_dim, hidden=config.hidden, dropout=config.dropout)
 
     def loss(self, batch: Mapping[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
         target = self.normalize_actions(batch["action"])
-        fn = F.mse_loss if self.config.loss == "l2" else F.l1_loss
-        return fn(self._forward(batch["obs"]), target), {}
+        return self.head.loss(self.net(self.encode_obs(batch["obs"])), target)
 
     def predict_chunk(self, obs: Mapping[str, torch.Tensor], *, generator: Generators = None) -> torch.Tensor:
-        return self.unnormalize_actions(self._forward(obs))
+        params = self.net(self.encode_obs(obs))
+        noise = None
+        if self.config.sample_actions and self.head.stochastic:
+            noise = self.sample_noise((params.shape[0], self.head.noise_dim), generator)
+        return self.unnormalize_actions(self.head.predict(params, noise))
