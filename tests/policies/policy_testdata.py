@@ -42,3 +42,15 @@ def stats_of(batch: dict[str, Any]) -> dict[str, dict[str, list[float]]]:
 
 def reference_stats() -> dict[str, dict[str, list[float]]]:
     return stats_of(synthetic_windows(512, obs_horizon=2, action_horizon=16, seed=1))
+
+
+def assert_actions_follow_episode_seed(policy: Any) -> None:
+    """An episode's sampled actions depend on its seed, not on its env slot or batch neighbours."""
+    obs_seq = np.random.default_rng(3).uniform(-1, 1, (6, 3, OBS_DIM)).astype(np.float32)
+    policy.reset(env_ids=[0, 1, 2], seeds=[100, 101, 102])
+    three = np.stack([policy.act({"state": o}) for o in obs_seq])
+    policy.reset(env_ids=[0], seeds=[102])
+    policy.act({"state": obs_seq[0, :1]})  # a different number of envs starts every env afresh
+    policy.reset(env_ids=[0], seeds=[102])
+    one = np.stack([policy.act({"state": o[2:]}) for o in obs_seq])
+    np.testing.assert_allclose(one[:, 0], three[:, 2], atol=1e-5)
