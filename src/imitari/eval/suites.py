@@ -83,7 +83,7 @@ SUITES: dict[str, Suite] = {
         ),
         Suite(
             name="builtin",
-            description="the fast numpy point-mass tasks, CI-sized: 100 demos, half a CPU-minute per run",
+            description="the fast numpy point-mass tasks (CI-sized by default)",
             tasks=("builtin/reach", "builtin/two_routes"),
             optional_tasks=("builtin/memory",),
             demos=100,
