@@ -36,6 +36,7 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "diffusion/flow10": ("diffusion", {"objective": "flow", "num_inference_steps": 10}),
     "diffusion/mlp_ddim10": ("diffusion", {"denoiser": "mlp"}),
     "diffusion/mlp_flow10": ("diffusion", {"denoiser": "mlp", "objective": "flow"}),
+    "streaming_diffusion/mlp": ("streaming_diffusion", {"denoiser": "mlp"}),
 }
 """Named sampler configurations beside every registered policy at its defaults."""
 
@@ -110,7 +111,7 @@ def main() -> None:
     base = results.get("diffusion/ddpm100")
     if base:
         for name in ("diffusion/ddim10", "diffusion/flow10", "diffusion/mlp_ddim10", "diffusion/mlp_flow10",
-                     "streaming_diffusion"):
+                     "streaming_diffusion", "streaming_diffusion/mlp"):
             if name in results:
                 r = results[name]
                 print(f"{name}/ddpm100 call = {r['call'] / base['call']:.4f}x, "

@@ -27,6 +27,7 @@ CASES: dict[str, tuple[str, dict[str, Any]]] = {
     "diffusion": ("diffusion", {}),
     "bc_gmm": ("bc", {"head": "gmm"}),
     "streaming_diffusion": ("streaming_diffusion", {}),
+    "streaming_diffusion_mlp": ("streaming_diffusion", {"denoiser": "mlp"}),
     "diffusion_mlp": ("diffusion", {"denoiser": "mlp"}),
     "diffusion_transformer": ("diffusion_transformer", {}),
     "diffusion_flow": ("diffusion", {"objective": "flow"}),

@@ -78,7 +78,7 @@ SUITES: dict[str, Suite] = {
             policies=(
                 "bc", "bc:head=gmm", "bc_rnn:head=gmm", "bc_transformer", "act", "diffusion",
                 "diffusion:denoiser=mlp", "diffusion_transformer", "diffusion:objective=flow", "vq_bet",
-                "streaming_diffusion", "mint",
+                "streaming_diffusion", "mint", "streaming_diffusion:denoiser=mlp",
             ),
         ),
         Suite(

@@ -241,10 +241,10 @@ def unet_denoiser(cfg: DiffusionConfig, action_dim: int, encoder: ObsEncoder) ->
                              n_groups=cfg.n_groups, step_embed_dim=cfg.diffusion_step_embed_dim)
 
 
-def mlp_denoiser(cfg: DiffusionConfig, action_dim: int, encoder: ObsEncoder) -> nn.Module:
+def mlp_denoiser(cfg: DiffusionConfig, action_dim: int, encoder: ObsEncoder, *, position_steps: int = 0) -> nn.Module:
     return ResidualMLPDenoiser(action_dim, cfg.action_horizon, encoder.out_dim, width=cfg.mlp_width,
                                depth=cfg.mlp_depth, expansion=cfg.mlp_expansion,
-                               step_embed_dim=cfg.diffusion_step_embed_dim)
+                               step_embed_dim=cfg.diffusion_step_embed_dim, position_steps=position_steps)
 
 
 def transformer_denoiser(cfg: DiffusionConfig, action_dim: int, encoder: ObsEncoder) -> nn.Module:

@@ -45,13 +45,16 @@ step embeddings flattened into one conditioning vector. Here the CPU-sized U-Net
 (32, 64, 128) with a 128-wide step embedding, modulates every position by its own step (FiLM
 per position, averaged over the positions each coarser resolution covers): 1.46M parameters
 for a 39-D state and 4-D action, and one network call (~2.5 ms with one CPU thread, batch 1)
-per step after the warm start's four.
+per step after the warm start's four. `denoiser=mlp` uses `diffusion`'s residual MLP instead,
+given a 16-wide sinusoidal code of every position's level (1.07M parameters): about 20
+updates/s at batch 64 with one thread, builtin/reach learnt in 3000 updates (1500: 0.52), and
+a call that costs about a seventh of the U-Net's (`benchmarks/inference_latency.py`).
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,13 +65,23 @@ from torch import nn
 
 from imitari.config import ConfigError
 from imitari.policies.base import ActionQueue, ObsHistory, Shapes
-from imitari.policies.diffusion import DiffusionBaseConfig, DiffusionBasePolicy, check_unet_fields
-from imitari.policies.nn.unet1d import ConditionalUnet1D
+from imitari.policies.diffusion import DiffusionBasePolicy, DiffusionConfig, mlp_denoiser, unet_denoiser
+from imitari.policies.nn.obs_encoder import ObsEncoder
+
+POSITION_CODE = 16
+"""Width of the MLP denoiser's sinusoidal code of each position's noise level."""
+
+STREAMING_DENOISERS: dict[str, Callable[[DiffusionConfig, int, ObsEncoder], nn.Module]] = {
+    "unet": unet_denoiser,
+    "mlp": lambda cfg, action_dim, encoder: mlp_denoiser(cfg, action_dim, encoder, position_steps=POSITION_CODE),
+}
+"""Denoisers that take one step per position (the U-Net modulates each position by its own)."""
 
 
 @dataclass
-class StreamingDiffusionConfig(DiffusionBaseConfig):
-    """Streaming Diffusion Policy with a per-position-step temporal U-Net (CPU-sized)."""
+class StreamingDiffusionConfig(DiffusionConfig):
+    """Streaming Diffusion Policy with a per-position-step denoiser (CPU-sized), the temporal
+    U-Net or the residual MLP; `diffusion`'s fields size either."""
 
     exec_horizon: int = 1
     """Actions executed per denoising round: the width of one noise band of the buffer (1 streams
@@ -80,17 +93,15 @@ class StreamingDiffusionConfig(DiffusionBaseConfig):
     constant_level_prob: float = 0.2
     """Fraction of training windows noised at one level for the whole chunk (what
     `predict_chunk` and the warm start denoise); the rest get the buffer's rising levels."""
-    down_dims: tuple[int, ...] = (32, 64, 128)
-    """U-Net channel widths per resolution; the paper's are (256, 512, 1024)."""
-    kernel_size: int = 5
-    n_groups: int = 8
-    """GroupNorm groups; every entry of `down_dims` must be divisible by it."""
-    diffusion_step_embed_dim: int = 128
-    """Width of the diffusion-step embedding (the paper's: 256)."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        self.down_dims = tuple(self.down_dims)
+        if self.denoiser not in STREAMING_DENOISERS:
+            raise ConfigError(f"streaming_diffusion's denoiser must be one of {sorted(STREAMING_DENOISERS)} (got "
+                              f"{self.denoiser!r}): the denoiser takes one noise level per position")
+        if self.objective != "ddpm":
+            raise ConfigError(f"streaming_diffusion's objective is ddpm (got {self.objective!r}): its buffer carries "
+                              "DDPM noise levels")
         if self.ptp_candidates != 1:
             raise ConfigError(f"ptp_candidates must be 1 (got {self.ptp_candidates}): streaming_diffusion keeps one "
                               "buffer per env and has no candidate chunks to choose among")
@@ -105,9 +116,6 @@ class StreamingDiffusionConfig(DiffusionBaseConfig):
                               f"(got {self.warm_start_steps})")
         if not 0.0 <= self.constant_level_prob <= 1.0:
             raise ConfigError(f"constant_level_prob must be in [0, 1] (got {self.constant_level_prob})")
-        check_unet_fields(self.down_dims, self.n_groups, self.kernel_size, self.action_horizon)
-        if self.diffusion_step_embed_dim < 4 or self.diffusion_step_embed_dim % 2:
-            raise ConfigError(f"diffusion_step_embed_dim must be even and >= 4 (got {self.diffusion_step_embed_dim})")
 
 
 def buffer_levels(phase: torch.Tensor, *, num_levels: int, past: int, action_horizon: int, band: int) -> torch.Tensor:
@@ -150,15 +158,7 @@ class StreamingDiffusionPolicy(DiffusionBasePolicy):
         self._cold = np.ones(0, dtype=bool)
 
     def make_denoiser(self) -> nn.Module:
-        cfg = self.config
-        return ConditionalUnet1D(
-            self.action_dim,
-            self.obs_encoder.out_dim,
-            down_dims=cfg.down_dims,
-            kernel_size=cfg.kernel_size,
-            n_groups=cfg.n_groups,
-            step_embed_dim=cfg.diffusion_step_embed_dim,
-        )
+        return STREAMING_DENOISERS[self.config.denoiser](self.config, self.action_dim, self.obs_encoder)
 
     def levels_at(self, phase: torch.Tensor) -> torch.Tensor:
         """This policy's buffer levels `(*phase.shape, Ta)` (see `buffer_levels`)."""

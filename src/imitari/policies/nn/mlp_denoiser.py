@@ -8,7 +8,10 @@ temporal U-Net (1.0M vs 1.46M parameters, batch 256), and learns builtin/reach a
 
 The input is [flattened noisy chunk, step embedding, observation condition]; the output is the
 flattened chunk's noise (or velocity). The step embedding is Diffusion Policy's: a sinusoidal
-code of the (possibly fractional) diffusion step followed by a Mish MLP.
+code of the (possibly fractional) diffusion step followed by a Mish MLP. With `position_steps`
+> 0 every position of the chunk may sit at its own step (Streaming Diffusion Policy's buffer):
+the step embedding is then the mean over positions, and a `position_steps`-wide sinusoidal code
+of each position's step joins the input, so the network sees which position is how noisy.
 """
 
 from __future__ import annotations
@@ -38,7 +41,8 @@ class ResidualMLPBlock(nn.Module):
 
 
 class ResidualMLPDenoiser(nn.Module):
-    """Denoiser `(sample (B, T, A), timestep () or (B,), cond (B, C)) -> (B, T, A)`."""
+    """Denoiser `(sample (B, T, A), timestep () or (B,), cond (B, C)) -> (B, T, A)`; built with
+    `position_steps` > 0 it also takes one step per position, `timestep (B, T)`."""
 
     def __init__(
         self,
@@ -51,13 +55,15 @@ class ResidualMLPDenoiser(nn.Module):
         expansion: int = 2,
         step_embed_dim: int = 128,
         dropout: float = 0.0,
+        position_steps: int = 0,
     ) -> None:
         super().__init__()
         if min(width, depth, expansion) < 1:
             raise ValueError(f"width, depth and expansion must be >= 1 (got {width}, {depth}, {expansion})")
         self.horizon, self.action_dim = horizon, action_dim
         self.step_encoder = step_encoder(step_embed_dim)
-        self.inp = nn.Linear(horizon * action_dim + step_embed_dim + cond_dim, width)
+        self.position_code = SinusoidalEmbedding(position_steps) if position_steps else None
+        self.inp = nn.Linear(horizon * (action_dim + position_steps) + step_embed_dim + cond_dim, width)
         self.blocks = nn.Sequential(
             *(ResidualMLPBlock(width, expansion=expansion, dropout=dropout) for _ in range(depth))
         )
@@ -67,6 +73,14 @@ class ResidualMLPDenoiser(nn.Module):
         if tuple(sample.shape[1:]) != (self.horizon, self.action_dim):
             raise ValueError(f"chunk of shape {tuple(sample.shape[1:])}; the denoiser was built for "
                              f"{(self.horizon, self.action_dim)}")
-        steps = self.step_encoder(timestep.to(sample.device).expand(sample.shape[0]))
-        h = self.inp(torch.cat([sample.flatten(start_dim=1), steps, cond], dim=-1))
+        timestep = timestep.to(sample.device)
+        if self.position_code is None:
+            if timestep.ndim > 1:
+                raise ValueError("one step per position needs a denoiser built with position_steps > 0")
+            inputs = [sample.flatten(start_dim=1), self.step_encoder(timestep.expand(sample.shape[0]))]
+        else:
+            per_position = timestep.reshape(*timestep.shape, *[1] * (2 - timestep.ndim)).expand(sample.shape[:2])
+            inputs = [sample.flatten(start_dim=1), self.step_encoder(per_position).mean(dim=1),
+                      self.position_code(per_position).flatten(start_dim=1)]
+        h = self.inp(torch.cat([*inputs, cond], dim=-1))
         return self.out(self.blocks(h)).unflatten(1, (self.horizon, self.action_dim))
