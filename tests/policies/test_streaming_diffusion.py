@@ -58,34 +58,32 @@ def test_buffer_levels_rise_along_the_horizon_and_shift_by_one_band(obs_horizon:
         "a band shares one level"
 
 
-def test_unet_takes_per_position_steps_and_matches_the_scalar_step() -> None:
+PER_POSITION_NETS = {
+    "unet": lambda: ConditionalUnet1D(2, 5, down_dims=(16, 32, 64), step_embed_dim=16),
+    "mlp": lambda: ResidualMLPDenoiser(2, 8, 5, width=32, step_embed_dim=16, position_steps=8),
+}
+
+
+@pytest.mark.parametrize("net", sorted(PER_POSITION_NETS))
+def test_denoisers_take_per_position_steps_and_match_the_scalar_step(net: str) -> None:
     torch.manual_seed(0)
-    net = ConditionalUnet1D(2, 5, down_dims=(16, 32, 64), step_embed_dim=16).eval()
+    denoiser = PER_POSITION_NETS[net]().eval()
     x, cond = torch.randn(3, 8, 2), torch.randn(3, 5)
     steps = torch.tensor([4, 17, 60])
     with torch.no_grad():
-        scalar = net(x, steps, cond)
-        per_position = net(x, steps[:, None].expand(3, 8), cond)
-        rising = net(x, torch.arange(8).expand(3, 8) * 10, cond)
+        scalar = denoiser(x, steps, cond)
+        per_position = denoiser(x, steps[:, None].expand(3, 8), cond)
+        rising = denoiser(x, torch.arange(8).expand(3, 8) * 10, cond)
+        falling = denoiser(x, torch.arange(8).flip(0).expand(3, 8) * 10, cond)
     torch.testing.assert_close(per_position, scalar, rtol=1e-5, atol=1e-6)
     assert not torch.allclose(rising, scalar)
-    with pytest.raises(ValueError, match=r"per-position timesteps \(3, 4\) do not match the chunk \(3, 8\)"):
-        net(x, torch.zeros(3, 4, dtype=torch.long), cond)
+    assert not torch.allclose(rising, falling), "the network sees which position sits at which level"
 
 
-def test_mlp_takes_per_position_steps_and_matches_the_broadcast_step() -> None:
-    torch.manual_seed(0)
-    net = ResidualMLPDenoiser(2, 8, 5, width=32, step_embed_dim=16, position_steps=8).eval()
+def test_per_position_steps_of_the_wrong_shape_or_for_a_plain_mlp_are_refused() -> None:
     x, cond = torch.randn(3, 8, 2), torch.randn(3, 5)
-    steps = torch.tensor([4, 17, 60])
-    with torch.no_grad():
-        scalar = net(x, steps, cond)
-        per_position = net(x, steps[:, None].expand(3, 8), cond)
-        rising = net(x, torch.arange(8).expand(3, 8) * 10, cond)
-        swapped = net(x, torch.arange(8).flip(0).expand(3, 8) * 10, cond)
-    torch.testing.assert_close(per_position, scalar)
-    assert not torch.allclose(rising, scalar)
-    assert not torch.allclose(rising, swapped), "the network sees which position sits at which level"
+    with pytest.raises(ValueError, match=r"per-position timesteps \(3, 4\) do not match the chunk \(3, 8\)"):
+        PER_POSITION_NETS["unet"]()(x, torch.zeros(3, 4, dtype=torch.long), cond)
     plain = ResidualMLPDenoiser(2, 8, 5, width=32, step_embed_dim=16)
     with pytest.raises(ValueError, match="one step per position needs a denoiser built with position_steps > 0"):
         plain(x, torch.zeros(3, 8), cond)
