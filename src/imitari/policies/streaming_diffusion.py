@@ -46,9 +46,9 @@ step embeddings flattened into one conditioning vector. Here the CPU-sized U-Net
 per position, averaged over the positions each coarser resolution covers): 1.46M parameters
 for a 39-D state and 4-D action, and one network call (~2.5 ms with one CPU thread, batch 1)
 per step after the warm start's four. `denoiser=mlp` uses `diffusion`'s residual MLP instead,
-given a 16-wide sinusoidal code of every position's level (1.07M parameters): about 20
-updates/s at batch 64 with one thread, builtin/reach learnt in 3000 updates (1500: 0.52), and
-a call that costs about a seventh of the U-Net's (`benchmarks/inference_latency.py`).
+given a 16-wide sinusoidal code of every position's level (1.07M parameters): an update costs
+what `diffusion`'s MLP denoiser's does, builtin/reach is learnt in 3000 updates (1500: 0.52),
+and a call costs about a seventh of the U-Net's (`benchmarks/inference_latency.py`).
 """
 
 from __future__ import annotations
