@@ -63,8 +63,12 @@ from imitari.policies.nn.unet1d import ConditionalUnet1D
 
 
 @dataclass
-class DiffusionBaseConfig(PolicyConfig):
-    """The diffusion process and sampler, shared by every denoiser architecture."""
+class DiffusionConfig(PolicyConfig):
+    """Diffusion Policy: a denoiser network and a training objective (CPU-sized defaults).
+
+    The diffusion process and sampler come first; of the denoisers' fields, only the chosen
+    denoiser's are used and checked.
+    """
 
     ema: bool = True
     num_train_timesteps: int = 100
@@ -73,6 +77,34 @@ class DiffusionBaseConfig(PolicyConfig):
     num_inference_steps: int = 10
     """DDIM (or flow Euler) steps at inference; the DDPM sampler always runs all `num_train_timesteps`."""
     sampler: Literal["ddim", "ddpm"] = "ddim"
+    denoiser: Literal["unet", "mlp", "transformer"] = "unet"
+    """Denoiser network: Chi et al.'s temporal U-Net, a residual MLP over the flattened chunk
+    (IDQL), or Chi et al.'s time-series transformer (also registered as `diffusion_transformer`)."""
+    objective: Literal["ddpm", "flow"] = "ddpm"
+    """`ddpm`: epsilon prediction, DDIM/DDPM sampling; `flow`: rectified-flow velocity
+    regression, `num_inference_steps` Euler steps."""
+    down_dims: tuple[int, ...] = (32, 64, 128)
+    """U-Net channel widths per resolution; the paper's are (256, 512, 1024)."""
+    kernel_size: int = 5
+    """U-Net convolution width (odd)."""
+    n_groups: int = 8
+    """U-Net GroupNorm groups; every entry of `down_dims` must be divisible by it."""
+    diffusion_step_embed_dim: int = 128
+    """Width of the U-Net's and the MLP's diffusion-step embedding (the paper's: 256)."""
+    mlp_width: int = 256
+    """Width of the residual MLP denoiser."""
+    mlp_depth: int = 3
+    """Residual blocks of the MLP denoiser."""
+    mlp_expansion: int = 2
+    """Hidden width of each residual block, as a multiple of `mlp_width`."""
+    transformer_dim: int = 64
+    """Token width of the transformer denoiser (the paper's: 256)."""
+    transformer_depth: int = 2
+    """Decoder layers of the transformer denoiser (the paper's: 8)."""
+    transformer_heads: int = 4
+    """Attention heads of the transformer denoiser; `transformer_dim` must be divisible by it."""
+    transformer_dropout: float = 0.1
+    """Dropout in the transformer denoiser's layers (the paper's: 0.3 on attention)."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -85,9 +117,40 @@ class DiffusionBaseConfig(PolicyConfig):
                 f"num_inference_steps must be in 1..num_train_timesteps={self.num_train_timesteps} "
                 f"(got {self.num_inference_steps})"
             )
+        self.down_dims = tuple(self.down_dims)
+        if self.denoiser not in DENOISERS:
+            raise ConfigError(f"denoiser must be one of {sorted(DENOISERS)} (got {self.denoiser!r})")
+        if self.objective not in ("ddpm", "flow"):
+            raise ConfigError(f"objective must be 'ddpm' or 'flow' (got {self.objective!r})")
+        if self.objective == "flow" and self.sampler != "ddim":
+            raise ConfigError(f"sampler={self.sampler!r} applies to the ddpm objective; flow integrates its ODE "
+                              "with num_inference_steps Euler steps")
+        if self.denoiser != "transformer" and (self.diffusion_step_embed_dim < 4 or self.diffusion_step_embed_dim % 2):
+            raise ConfigError(f"diffusion_step_embed_dim must be even and >= 4 (got {self.diffusion_step_embed_dim})")
+        if self.denoiser == "unet":
+            check_unet_fields(self.down_dims, self.n_groups, self.kernel_size, self.action_horizon)
+        elif self.denoiser == "mlp" and min(self.mlp_width, self.mlp_depth, self.mlp_expansion) < 1:
+            raise ConfigError(f"mlp_width, mlp_depth and mlp_expansion must be >= 1 (got {self.mlp_width}, "
+                              f"{self.mlp_depth}, {self.mlp_expansion})")
+        elif self.denoiser == "transformer":
+            if min(self.transformer_dim, self.transformer_depth, self.transformer_heads) < 1:
+                raise ConfigError("transformer_dim, transformer_depth and transformer_heads must be >= 1")
+            if self.transformer_dim % self.transformer_heads:
+                raise ConfigError(f"transformer_dim ({self.transformer_dim}) must be divisible by "
+                                  f"transformer_heads ({self.transformer_heads})")
+            if self.transformer_dim < 4 or self.transformer_dim % 2:
+                raise ConfigError(f"transformer_dim must be even and >= 4 for the step's sinusoidal code "
+                                  f"(got {self.transformer_dim})")
+            if not 0.0 <= self.transformer_dropout < 1.0:
+                raise ConfigError(f"transformer_dropout must be in [0, 1) (got {self.transformer_dropout})")
+
+    @property
+    def transformer_size(self) -> TransformerSize:
+        return TransformerSize(dim=self.transformer_dim, depth=self.transformer_depth, heads=self.transformer_heads,
+                               dropout=self.transformer_dropout)
 
 
-def make_schedulers(config: DiffusionBaseConfig) -> tuple[Any, Any]:
+def make_schedulers(config: DiffusionConfig) -> tuple[Any, Any]:
     """(training DDPMScheduler, sampling DDIM/DDPM scheduler) with Diffusion Policy's settings."""
     from diffusers.schedulers.scheduling_ddim import DDIMScheduler
     from diffusers.schedulers.scheduling_ddpm import DDPMScheduler
@@ -126,10 +189,10 @@ class DiffusionBasePolicy(Policy):
     """DDPM training and DDIM/DDPM sampling of action chunks around an abstract denoiser."""
 
     default_lr: ClassVar[float] = 1e-3
-    config: DiffusionBaseConfig
+    config: DiffusionConfig
 
     def __init__(
-        self, config: DiffusionBaseConfig, *, shapes: Shapes, stats: Mapping[str, Mapping[str, Any]]
+        self, config: DiffusionConfig, *, shapes: Shapes, stats: Mapping[str, Mapping[str, Any]]
     ) -> None:
         super().__init__(config, shapes=shapes, stats=stats)
         self.denoiser = self.make_denoiser()
@@ -163,77 +226,6 @@ class DiffusionBasePolicy(Policy):
 
     def predict_chunk(self, obs: Mapping[str, torch.Tensor], *, generator: Generators = None) -> torch.Tensor:
         return self.unnormalize_actions(self.sample(self.condition(obs), generator=generator))
-
-
-@dataclass
-class DiffusionConfig(DiffusionBaseConfig):
-    """Diffusion Policy: a denoiser network and a training objective (CPU-sized defaults).
-
-    Only the chosen denoiser's fields are used and checked.
-    """
-
-    denoiser: Literal["unet", "mlp", "transformer"] = "unet"
-    """Denoiser network: Chi et al.'s temporal U-Net, a residual MLP over the flattened chunk
-    (IDQL), or Chi et al.'s time-series transformer (also registered as `diffusion_transformer`)."""
-    objective: Literal["ddpm", "flow"] = "ddpm"
-    """`ddpm`: epsilon prediction, DDIM/DDPM sampling; `flow`: rectified-flow velocity
-    regression, `num_inference_steps` Euler steps."""
-    down_dims: tuple[int, ...] = (32, 64, 128)
-    """U-Net channel widths per resolution; the paper's are (256, 512, 1024)."""
-    kernel_size: int = 5
-    """U-Net convolution width (odd)."""
-    n_groups: int = 8
-    """U-Net GroupNorm groups; every entry of `down_dims` must be divisible by it."""
-    diffusion_step_embed_dim: int = 128
-    """Width of the U-Net's and the MLP's diffusion-step embedding (the paper's: 256)."""
-    mlp_width: int = 256
-    """Width of the residual MLP denoiser."""
-    mlp_depth: int = 3
-    """Residual blocks of the MLP denoiser."""
-    mlp_expansion: int = 2
-    """Hidden width of each residual block, as a multiple of `mlp_width`."""
-    transformer_dim: int = 64
-    """Token width of the transformer denoiser (the paper's: 256)."""
-    transformer_depth: int = 2
-    """Decoder layers of the transformer denoiser (the paper's: 8)."""
-    transformer_heads: int = 4
-    """Attention heads of the transformer denoiser; `transformer_dim` must be divisible by it."""
-    transformer_dropout: float = 0.1
-    """Dropout in the transformer denoiser's layers (the paper's: 0.3 on attention)."""
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        self.down_dims = tuple(self.down_dims)
-        if self.denoiser not in DENOISERS:
-            raise ConfigError(f"denoiser must be one of {sorted(DENOISERS)} (got {self.denoiser!r})")
-        if self.objective not in ("ddpm", "flow"):
-            raise ConfigError(f"objective must be 'ddpm' or 'flow' (got {self.objective!r})")
-        if self.objective == "flow" and self.sampler != "ddim":
-            raise ConfigError(f"sampler={self.sampler!r} applies to the ddpm objective; flow integrates its ODE "
-                              "with num_inference_steps Euler steps")
-        if self.denoiser != "transformer" and (self.diffusion_step_embed_dim < 4 or self.diffusion_step_embed_dim % 2):
-            raise ConfigError(f"diffusion_step_embed_dim must be even and >= 4 (got {self.diffusion_step_embed_dim})")
-        if self.denoiser == "unet":
-            check_unet_fields(self.down_dims, self.n_groups, self.kernel_size, self.action_horizon)
-        elif self.denoiser == "mlp" and min(self.mlp_width, self.mlp_depth, self.mlp_expansion) < 1:
-            raise ConfigError(f"mlp_width, mlp_depth and mlp_expansion must be >= 1 (got {self.mlp_width}, "
-                              f"{self.mlp_depth}, {self.mlp_expansion})")
-        elif self.denoiser == "transformer":
-            if min(self.transformer_dim, self.transformer_depth, self.transformer_heads) < 1:
-                raise ConfigError("transformer_dim, transformer_depth and transformer_heads must be >= 1")
-            if self.transformer_dim % self.transformer_heads:
-                raise ConfigError(f"transformer_dim ({self.transformer_dim}) must be divisible by "
-                                  f"transformer_heads ({self.transformer_heads})")
-            if self.transformer_dim < 4 or self.transformer_dim % 2:
-                raise ConfigError(f"transformer_dim must be even and >= 4 for the step's sinusoidal code "
-                                  f"(got {self.transformer_dim})")
-            if not 0.0 <= self.transformer_dropout < 1.0:
-                raise ConfigError(f"transformer_dropout must be in [0, 1) (got {self.transformer_dropout})")
-
-    @property
-    def transformer_size(self) -> TransformerSize:
-        return TransformerSize(dim=self.transformer_dim, depth=self.transformer_depth, heads=self.transformer_heads,
-                               dropout=self.transformer_dropout)
 
 
 def unet_denoiser(cfg: DiffusionConfig, action_dim: int, encoder: ObsEncoder) -> nn.Module:
