@@ -18,10 +18,10 @@ import argparse
 
 import torch
 
-from imitari.config import parse_overrides
+from imitari.config import ConfigError, parse_overrides
 from imitari.eval.metrics import summarize
 from imitari.eval.rollout import eval_seeds, evaluate
-from imitari.learners.checkpoint import load_policy
+from imitari.learners.checkpoint import CheckpointError, load_policy
 
 
 def parse(entry: str) -> tuple[str, str, dict]:
@@ -45,9 +45,13 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     seeds = eval_seeds(args.episodes, start=args.seed_start)
+    try:  # every configuration loads before any is evaluated, so a bad override costs nothing
+        policies = [(label, load_policy(run, overrides=overrides))
+                    for label, run, overrides in map(parse, args.configs)]
+    except (ConfigError, CheckpointError) as err:
+        raise SystemExit(f"sampler_success: {err}") from None
     rows = []
-    for label, run, overrides in map(parse, args.configs):
-        policy = load_policy(run, overrides=overrides)
+    for label, policy in policies:
         results, _ = evaluate(policy, args.task, seeds=seeds, num_envs=args.num_envs, workers=args.workers,
                               progress=False)
         s = summarize(results)
