@@ -18,10 +18,11 @@ import argparse
 
 import torch
 
-from imitari.config import ConfigError, parse_overrides
+from imitari.cli import user_errors
+from imitari.config import parse_overrides
 from imitari.eval.metrics import summarize
 from imitari.eval.rollout import eval_seeds, evaluate
-from imitari.learners.checkpoint import CheckpointError, load_policy
+from imitari.learners.checkpoint import load_policy
 
 
 def parse(entry: str) -> tuple[str, str, dict]:
@@ -48,7 +49,7 @@ def main() -> None:
     try:  # every configuration loads before any is evaluated, so a bad override costs nothing
         policies = [(label, load_policy(run, overrides=overrides))
                     for label, run, overrides in map(parse, args.configs)]
-    except (ConfigError, CheckpointError) as err:
+    except user_errors() as err:
         raise SystemExit(f"sampler_success: {err}") from None
     rows = []
     for label, policy in policies:

@@ -195,7 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _user_errors() -> tuple[type[BaseException], ...]:
+def user_errors() -> tuple[type[BaseException], ...]:
     """Errors caused by the user's input: printed as one line instead of a traceback."""
     from imitari.data.store import DatasetError
     from imitari.envs.registry import TaskError
@@ -215,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
                 parser.error(f"unrecognized arguments: {' '.join(extra)}")
             args.func(args)
     except Exception as exc:
-        if not isinstance(exc, _user_errors()):
+        if not isinstance(exc, user_errors()):
             raise
         print(f"imitari {args.command}: error: {exc}", file=sys.stderr)
         return 2
