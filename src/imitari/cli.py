@@ -27,16 +27,25 @@ def _cmd_data_info(args: argparse.Namespace) -> None:
     from imitari.data.info import dataset_summary, format_summary
     from imitari.data.store import Dataset
 
-    print(format_summary(dataset_summary(Dataset.open(args.path))))
+    print(format_summary(dataset_summary(Dataset.open(args.path), verify=True)))
+
+
+def _cmd_data_verify(args: argparse.Namespace) -> None:
+    from imitari.data.store import Dataset
+
+    report = Dataset.open(args.path).verify()
+    sums = "every chunk matches its checksum" if report["checksums"] else "no checksums (written before they existed)"
+    print(f"{args.path}: ok: {report['episodes']} episodes, {report['steps']} steps, {report['chunks']} chunks "
+          f"read; {sums}; all values finite")
 
 
 def _cmd_data_split(args: argparse.Namespace) -> None:
     from imitari.data.split import write_split
     from imitari.data.store import Dataset
 
-    ds = Dataset.open(args.path)
-    write_split(ds, val_fraction=args.val_fraction, seed=args.seed)
-    keys = Dataset.open(args.path).filter_keys
+    with Dataset.open(args.path, writer=True) as ds:
+        write_split(ds, val_fraction=args.val_fraction, seed=args.seed)
+        keys = ds.filter_keys
     print(f"{args.path}: filter keys " + ", ".join(f"{k} ({len(v)} episodes)" for k, v in keys.items()))
 
 
@@ -130,6 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = data.add_parser("info", help="episodes, steps, features, statistics, expert success")
     p.add_argument("path")
     p.set_defaults(func=_cmd_data_info)
+    p = data.add_parser("verify", help="read every chunk and check its checksum; exit 2 naming the first damage")
+    p.add_argument("path")
+    p.set_defaults(func=_cmd_data_verify)
     p = data.add_parser("split", help="write train/valid filter keys")
     p.add_argument("path")
     p.add_argument("--val-fraction", type=float, default=0.1)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import math
+import operator
 import types
 import typing
 from pathlib import Path
@@ -29,6 +31,56 @@ def closest(name: str, options: typing.Iterable[str]) -> str:
     """A ' (did you mean X?)' hint for a misspelt name, or '' when nothing is close."""
     match = difflib.get_close_matches(name, list(options), n=1, cutoff=0.5)
     return f" (did you mean '{match[0]}'?)" if match else ""
+
+
+def check_number(
+    cfg: Any,
+    name: str,
+    *,
+    ge: float | None = None,
+    gt: float | None = None,
+    le: float | None = None,
+    lt: float | None = None,
+    optional: bool = False,
+) -> None:
+    """ConfigError unless `cfg.<name>` is a finite number (never a bool) within the bounds.
+
+    Used by the configs' `__post_init__`, so a config built from Python is checked like one
+    built from a YAML file or the command line; NaN and inf fail every bound."""
+    value = getattr(cfg, name)
+    if value is None and optional:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{name} must be a number{' or None' if optional else ''} (got {value!r})")
+    if not math.isfinite(value):
+        raise ConfigError(f"{name} must be a finite number (got {value})")
+    for bound, holds, word in ((ge, operator.ge, ">="), (gt, operator.gt, ">"), (le, operator.le, "<="), (lt, operator.lt, "<")):
+        if bound is not None and not holds(value, bound):
+            raise ConfigError(f"{name} must be {word} {bound:g}{' or None' if optional else ''} (got {value:g})")
+
+
+def check_counts(**values: tuple[int | None, int]) -> None:
+    """ConfigError unless each `name=(value, minimum)` is None or an integer >= its minimum
+    (for plain function arguments: episode counts, seeds, worker counts)."""
+    for name, (value, minimum) in values.items():
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < minimum):
+            raise ConfigError(f"{name.replace('_', '-')} must be an integer >= {minimum} (got {value!r})")
+
+
+def check_types(cfg: Any) -> None:
+    """ConfigError for a field whose value does not match its annotation (int, float, str,
+    bool, optional ones); other annotations are left to the config's own checks."""
+    hints = typing.get_type_hints(type(cfg))
+    for f in dataclasses.fields(cfg):
+        tp, optional = _strip_optional(hints[f.name])
+        value = getattr(cfg, f.name)
+        if value is None:
+            if not optional and tp in (int, float, str, bool):
+                raise ConfigError(f"{f.name}: None is not allowed (expected {tp.__name__})")
+            continue
+        wanted = {int: (int,), float: (int, float), str: (str,), bool: (bool,)}.get(tp)
+        if wanted and (not isinstance(value, wanted) or (tp is not bool and isinstance(value, bool))):
+            raise ConfigError(f"{f.name} must be {tp.__name__} (got {type(value).__name__} {value!r})")
 
 
 def field_names(cls: type) -> list[str]:
@@ -151,8 +203,8 @@ def parse_overrides(args: list[str]) -> dict[str, str]:
         arg = args[i]
         if not arg.startswith("--"):
             raise ConfigError(f"unexpected argument '{arg}': options look like --key value or --key=value")
-        key = arg[2:].replace("-", "_")
-        if "=" in key:
+        key = arg[2:]
+        if "=" in key:  # --key=value: only the key's dashes become underscores
             key, value = key.split("=", 1)
             i += 1
         elif i + 1 < len(args) and not args[i + 1].startswith("--"):
@@ -161,7 +213,9 @@ def parse_overrides(args: list[str]) -> dict[str, str]:
         else:
             value = "true"
             i += 1
-        out[key] = value
+        if not key:
+            raise ConfigError(f"unexpected argument '{arg}': options look like --key value or --key=value")
+        out[key.replace("-", "_")] = value
     return out
 
 

@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from imitari.config import ConfigError
+from imitari.config import ConfigError, check_counts, check_types
 
 
 def evaluate_run(
@@ -24,15 +24,22 @@ def evaluate_run(
     expert: bool = False,
     seed_start: int = 100_000,
 ) -> Path:
-    """Roll out a run's latest checkpoint on seeds disjoint from its demos; write eval JSON."""
+    """Roll out a run's reported checkpoint (its best by validation success, else its latest) on seeds disjoint from its demos; write eval JSON.
+
+    The arguments are checked before anything is loaded: ConfigError names a bad one."""
+    check_counts(episodes=(episodes, 1), video=(video, 0), num_envs=(num_envs, 1), seed_start=(seed_start, 0),
+                 workers=(workers, 1))
     from imitari.eval.metrics import format_summary, summarize
     from imitari.eval.report import write_eval_json
     from imitari.eval.rollout import evaluate, expert_policy
     from imitari.eval.video import save_video
-    from imitari.learners.checkpoint import find_checkpoint, load_policy, read_checkpoint_config
+    from imitari.learners.checkpoint import BEST, load_policy, read_checkpoint_config, reported_checkpoint
 
-    ckpt = find_checkpoint(run)
+    ckpt = reported_checkpoint(run)
     run_dir = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt
+    best = run_dir.name == BEST  # the run's best checkpoint by validation success
+    run_dir = run_dir.parent if best else run_dir
+    label = f"best_{ckpt.name}" if best else ckpt.name
     config = read_checkpoint_config(ckpt)
     task = config.get("task")
     if not task:
@@ -58,10 +65,10 @@ def evaluate_run(
         print(f"expert: {format_summary(expert_summary)}")
     eval_dir = run_dir / "eval"
     video_paths = [
-        save_video(v.frames, eval_dir / "videos" / f"{ckpt.name}_seed{v.seed}.mp4", fps=v.fps) for v in videos
+        save_video(v.frames, eval_dir / "videos" / f"{label}_seed{v.seed}.mp4", fps=v.fps) for v in videos
     ]
     out = write_eval_json(
-        eval_dir / f"{ckpt.name}.json",
+        eval_dir / f"{label}.json",
         summary,
         results,
         meta={
@@ -89,6 +96,11 @@ class DemoConfig:
     eval_episodes: int = 50
     video: int = 2
     out: str = "runs/demo"
+
+    def __post_init__(self) -> None:
+        check_types(self)
+        check_counts(episodes=(self.episodes, 1), steps=(self.steps, 1), eval_episodes=(self.eval_episodes, 1),
+                     video=(self.video, 0))
 
 
 def demo(cfg: DemoConfig) -> Path:

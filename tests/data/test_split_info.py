@@ -10,7 +10,7 @@ import pytest
 
 from imitari.data.info import dataset_summary, format_summary
 from imitari.data.split import split_episodes, write_split
-from imitari.data.store import Dataset
+from imitari.data.store import Dataset, DatasetError
 
 FEATURES = {"obs.state": ((2,), "float32"), "action": ((1,), "float32")}
 
@@ -37,7 +37,7 @@ def test_split_edge_cases() -> None:
     assert split_episodes(1, val_fraction=0.5, seed=0) == ([0], [])
     assert split_episodes(5, val_fraction=0.0, seed=0) == ([0, 1, 2, 3, 4], [])
     assert split_episodes(100, val_fraction=0.2, seed=0) != split_episodes(100, val_fraction=0.2, seed=1)
-    with pytest.raises(ValueError, match="at least one episode"):
+    with pytest.raises(DatasetError, match="at least one episode"):
         split_episodes(0, val_fraction=0.1, seed=0)
     with pytest.raises(ValueError, match="val_fraction"):
         split_episodes(5, val_fraction=1.0, seed=0)

@@ -151,7 +151,8 @@ def test_open_errors_are_clear(tmp_path: Path) -> None:
     meta_path.write_text(json.dumps({**meta, "version": 99}))
     with pytest.raises(DatasetError, match="format version 99 is not known"):
         Dataset.open(tmp_path / "d")
-    meta_path.write_text(json.dumps({**meta, "episode_ends": [*meta["episode_ends"], meta["episode_ends"][-1] + 5],
+    legacy = {k: v for k, v in meta.items() if k not in ("checksums", "meta_crc32")}  # as before checksums
+    meta_path.write_text(json.dumps({**legacy, "episode_ends": [*meta["episode_ends"], meta["episode_ends"][-1] + 5],
                                      "episodes": [*meta["episodes"], {"length": 5}]}))
     with pytest.raises(DatasetError, match="truncated: array .* has .* rows but the 4 committed episodes need"):
         Dataset.open(tmp_path / "d")

@@ -88,9 +88,14 @@ def test_errors_are_clear(reach_dataset: Path, tmp_path: Path) -> None:
         resume(run, {"lr": 0.1})
 
 
-def test_nan_loss_stops_with_a_clear_error(reach_dataset: Path, tmp_path: Path) -> None:
+def test_nan_loss_stops_with_a_clear_error(reach_dataset: Path, tmp_path: Path, monkeypatch) -> None:
+    from imitari.policies.bc import BCPolicy
+
+    real_loss = BCPolicy.loss
+    monkeypatch.setattr(BCPolicy, "loss", lambda self, batch: (real_loss(self, batch)[0] * float("nan"), {}))
     with pytest.raises(FloatingPointError, match="loss is"):
-        train(_raw(reach_dataset, tmp_path / "run", lr=1e30, grad_clip=0.0, steps=200))
+        train(_raw(reach_dataset, tmp_path / "run", steps=200))
+    assert not (tmp_path / "run" / "checkpoints").exists() or not list((tmp_path / "run" / "checkpoints").glob("step_*"))
 
 
 def test_lr_schedule_shape() -> None:

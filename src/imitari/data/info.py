@@ -21,9 +21,14 @@ def _compact(stats: dict[str, Any]) -> dict[str, float]:
     }
 
 
-def dataset_summary(ds: Dataset) -> dict[str, Any]:
+def dataset_summary(ds: Dataset, *, verify: bool = False) -> dict[str, Any]:
     """Episodes, steps, features (shape, dtype, compact statistics), episode lengths, success
-    rate over the episodes that record "success", episode sources and filter-key sizes."""
+    rate over the episodes that record "success", episode sources and filter-key sizes.
+
+    `verify` first reads every row and checks it against its checksum (`Dataset.verify`), so
+    what `imitari data info` prints is never taken from a cache of damaged data."""
+    if verify:
+        ds.verify()
     infos = ds.episode_info
     lengths = np.diff([0, *ds.episode_ends])
     stats = ds.stats() if ds.n_steps else {}

@@ -11,97 +11,49 @@ Crash safety: an append first writes the episode's rows past the committed end o
 then replaces `meta.json` atomically. Every file (chunks included) is written to a temporary
 file in the same directory, fsynced and moved into place with `os.replace`, so a writer killed
 at any moment leaves the previously committed episodes intact; rows past `episode_ends[-1]`
-are ignored on open and overwritten by the next append. One writer at a time is supported.
+are ignored on open and overwritten by the next append.
+
+One writer at a time: every write holds the dataset's writer lock (data/lock.py) and first
+checks that meta.json is still the one it read, so a second writer fails at once instead of
+overwriting the first one's rows. Every committed chunk has a checksum in meta.json
+(data/checksums.py), verified whenever rows are read; meta.json checks itself (data/meta.py).
 """
 
 from __future__ import annotations
 
-import asyncio
+import bisect
+import contextlib
 import json
 import math
 import operator
 import os
-import re
-import uuid
-from collections.abc import Mapping, Sequence
+import zlib
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import zarr
-from zarr.core.buffer import Buffer
-from zarr.storage import LocalStore
 
-FORMAT = "imitari.dataset"
-FORMAT_VERSION = 1
+from imitari.data import checksums
+from imitari.data.episodes import episode_record, first_nonfinite, validated_steps
+from imitari.data.files import PARTIAL_SUFFIX, DurableLocalStore, write_json_atomic
+from imitari.data.lock import LOCK_NAME, LockHeld, WriterLock
+from imitari.data.meta import (
+    FORMAT,
+    FORMAT_VERSION,
+    DatasetError,
+    FeatureSpec,
+    loads,
+    parse_features,
+    parse_meta,
+    seal,
+)
+
+__all__ = ["FORMAT", "FORMAT_VERSION", "Dataset", "DatasetError", "FeatureSpec"]
+
 _MAX_CHUNK_ROWS = 65536
 _CHUNK_BYTES = 1 << 20
-_FEATURE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
-_PARTIAL_SUFFIX = ".partial"
-
-FeatureSpec = tuple[tuple[int, ...], str]
-
-
-class DatasetError(Exception):
-    """A dataset is missing, corrupt, truncated, or an episode does not fit its features."""
-
-
-def _write_bytes_atomic(path: Path, data: Any, *, exclusive: bool = False) -> None:
-    """Write `data` to a temp file beside `path`, fsync it, then move it into place.
-
-    `exclusive` keeps zarr's `set_if_not_exists` semantics: an existing `path` is left alone
-    (no race to guard against: a dataset has a single writer).
-    """
-    if exclusive and path.exists():
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}{_PARTIAL_SUFFIX}")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def _write_json_atomic(path: Path, obj: Any) -> None:
-    """The commit primitive: atomic, durable replacement of a JSON file (strict JSON, no NaN)."""
-    _write_bytes_atomic(path, (json.dumps(obj, indent=1, allow_nan=False) + "\n").encode())
-    fd = os.open(path.parent, os.O_RDONLY)  # make the rename itself durable
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-class _DurableLocalStore(LocalStore):
-    """zarr's LocalStore whose writes are fsynced before the atomic rename.
-
-    LocalStore already writes through a temp file + rename, which survives a killed process;
-    the fsync makes chunk contents durable before `meta.json` (fsynced too) can commit them.
-    """
-
-    async def _set(self, key: str, value: Buffer, exclusive: bool = False) -> None:
-        if not self._is_open:
-            await self._open()
-        self._check_writable()
-        await asyncio.to_thread(_write_bytes_atomic, self.root / key, value.as_buffer_like(), exclusive=exclusive)
-
-    def set_sync(self, key: str, value: Buffer) -> None:
-        self._ensure_open_sync()
-        self._check_writable()
-        _write_bytes_atomic(self.root / key, value.as_buffer_like())
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
 def _chunk_rows(shape: tuple[int, ...], dtype: np.dtype) -> int:
@@ -110,69 +62,19 @@ def _chunk_rows(shape: tuple[int, ...], dtype: np.dtype) -> int:
     return max(1, min(_MAX_CHUNK_ROWS, _CHUNK_BYTES // row_bytes))
 
 
-def _parse_features(features: Mapping[str, Any]) -> dict[str, FeatureSpec]:
-    """Normalise `{name: (shape, dtype)}`; raise DatasetError on a bad name, shape or dtype."""
-    if not features:
-        raise DatasetError("a dataset needs at least one feature")
-    parsed: dict[str, FeatureSpec] = {}
-    for name, spec in features.items():
-        if not isinstance(name, str) or not _FEATURE_NAME.match(name):
-            raise DatasetError(f"feature name {name!r}: use letters, digits, '_', '.', '-'")
-        try:
-            shape_like, dtype_like = spec
-            shape = tuple(int(d) for d in shape_like)
-            dtype = np.dtype(dtype_like)
-        except (TypeError, ValueError) as e:
-            raise DatasetError(f"feature {name!r}: expected (shape, dtype), got {spec!r}") from e
-        if any(d < 1 for d in shape):
-            raise DatasetError(f"feature {name!r}: shape {shape} has a dimension < 1")
-        if dtype.kind not in "biuf":
-            raise DatasetError(f"feature {name!r}: dtype {dtype} is not bool, integer or float")
-        parsed[name] = (shape, dtype.name)
-    return parsed
-
-
-def _parse_meta(raw: Any, where: Path) -> dict[str, FeatureSpec]:
-    """Check the structure of a decoded meta.json; return its features, normalised."""
-
-    def bad(why: str) -> DatasetError:
-        return DatasetError(f"{where}: corrupt meta.json ({why})")
-
-    if not isinstance(raw, dict) or raw.get("format") != FORMAT:
-        raise bad(f"not an imitari dataset: 'format' is not {FORMAT!r}")
-    if raw.get("version") != FORMAT_VERSION:
-        raise DatasetError(
-            f"{where}: dataset format version {raw.get('version')!r} is not known to this "
-            f"imitari (it reads version {FORMAT_VERSION}); upgrade imitari or re-create the dataset"
-        )
-    for key, kind in [("features", dict), ("episode_ends", list), ("episodes", list), ("filter_keys", dict)]:
-        if not isinstance(raw.get(key), kind):
-            raise bad(f"'{key}' missing or not a {kind.__name__}")
-    if not isinstance(raw.get("env"), (str, type(None))):
-        raise bad("'env' is not a string or null")
-    if not isinstance(raw.get("fps"), (int, float, type(None))):
-        raise bad("'fps' is not a number or null")
-    ends = raw["episode_ends"]
-    if not all(isinstance(e, int) for e in ends) or any(b <= a for a, b in zip([0, *ends], ends)):
-        raise bad("'episode_ends' is not a strictly increasing list of positive integers")
-    if len(raw["episodes"]) != len(ends) or not all(isinstance(e, dict) for e in raw["episodes"]):
-        raise bad(f"'episodes' does not hold one info dict per episode ({len(ends)})")
-    for name, ids in raw["filter_keys"].items():
-        if not isinstance(ids, list) or not all(isinstance(i, int) and 0 <= i < len(ends) for i in ids):
-            raise bad(f"filter key {name!r} is not a list of episode ids")
-    try:
-        return _parse_features({k: (v["shape"], v["dtype"]) for k, v in raw["features"].items()})
-    except (DatasetError, KeyError, TypeError) as e:
-        raise bad(f"bad 'features': {e}") from e
-
-
 class Dataset:
-    """An episode store on disk; use `Dataset.create` or `Dataset.open`, not the constructor."""
+    """An episode store on disk; use `Dataset.create` or `Dataset.open`, not the constructor.
 
-    def __init__(self, path: Path, meta: dict[str, Any], features: dict[str, FeatureSpec], group: zarr.Group) -> None:
+    Opened with `writer=True` (or used in a `with` block after that) it holds the writer lock
+    until `close()`; otherwise each write takes the lock for its own duration."""
+
+    def __init__(self, path: Path, meta: dict[str, Any], features: dict[str, FeatureSpec], group: zarr.Group,
+                 *, meta_bytes: bytes, lock: WriterLock | None = None) -> None:
         self.path = path
         self._meta = meta  # as in meta.json
+        self._meta_bytes = meta_bytes  # meta.json as last read or written: a changed file means another writer
         self._features = features
+        self._lock = lock
         # Every chunk is written, even one equal to the fill value, so a missing chunk file
         # always means damage (checked by `open`).
         self._zarrays = {name: group[name].with_config({"write_empty_chunks": True}) for name in features}
@@ -181,6 +83,15 @@ class Dataset:
         self._cleaned = False
 
     # --- construction -------------------------------------------------------------------
+    @staticmethod
+    def _take_lock(root: Path) -> WriterLock:
+        try:
+            return WriterLock(root)
+        except LockHeld as e:
+            raise DatasetError(str(e)) from None
+        except OSError as e:
+            raise DatasetError(f"{root}: cannot write to this dataset ({e.strerror or e})") from e
+
     @classmethod
     def create(
         cls,
@@ -189,59 +100,96 @@ class Dataset:
         features: Mapping[str, tuple[Sequence[int], Any]],
         env: str | None = None,
         fps: float | None = None,
+        writer: bool = False,
     ) -> Dataset:
         """Make an empty dataset at `path` (a new or empty directory) with these features.
 
         `features` maps a name (`obs.<key>`, `action`, `reward`, ...) to (per-step shape, dtype).
+        `writer=True` keeps the writer lock until `close()`.
         """
         root = Path(path)
-        if root.exists() and (not root.is_dir() or any(root.iterdir())):
+        if root.exists() and not root.is_dir():
             raise DatasetError(f"{root}: already exists and is not an empty directory")
-        spec = _parse_features(features)
+        spec = parse_features(features)
+        if fps is not None and (isinstance(fps, bool) or not isinstance(fps, (int, float)) or not 0 < fps < math.inf):
+            raise DatasetError(f"fps must be a positive number or None (got {fps!r})")
+        if env is not None and not isinstance(env, str):
+            raise DatasetError(f"env must be a task name or None (got {env!r})")
         root.mkdir(parents=True, exist_ok=True)
-        group = zarr.open_group(store=_DurableLocalStore(root / "data.zarr"), mode="w")
-        for name, (shape, dtype) in spec.items():
-            chunks = (_chunk_rows(shape, np.dtype(dtype)), *shape)
-            group.create_array(name, shape=(0, *shape), chunks=chunks, dtype=dtype)
-        meta = {
-            "format": FORMAT, "version": FORMAT_VERSION, "env": env, "fps": None if fps is None else float(fps),
-            "features": {k: {"shape": list(s), "dtype": d} for k, (s, d) in spec.items()},
-            "episode_ends": [], "episodes": [], "filter_keys": {},
-        }
-        _write_json_atomic(root / "meta.json", meta)
-        return cls(root, meta, spec, group)
+        lock = cls._take_lock(root)
+        try:
+            if any(p.name != LOCK_NAME for p in root.iterdir()):
+                raise DatasetError(f"{root}: already exists and is not an empty directory")
+            group = zarr.open_group(store=DurableLocalStore(root / "data.zarr"), mode="w")
+            sums = {}
+            for name, (shape, dtype) in spec.items():
+                chunks = (_chunk_rows(shape, np.dtype(dtype)), *shape)
+                group.create_array(name, shape=(0, *shape), chunks=chunks, dtype=dtype)
+                sums[name] = {"rows": chunks[0], "crc32": []}
+            meta = seal({
+                "format": FORMAT, "version": FORMAT_VERSION, "env": env, "fps": None if fps is None else float(fps),
+                "features": {k: {"shape": list(s), "dtype": d} for k, (s, d) in spec.items()},
+                "episode_ends": [], "episodes": [], "filter_keys": {}, "checksums": sums,
+            })
+            meta_bytes = write_json_atomic(root / "meta.json", meta)
+        except BaseException:
+            lock.release()
+            raise
+        if not writer:
+            lock.release()
+        return cls(root, meta, spec, group, meta_bytes=meta_bytes, lock=lock if writer else None)
+
+    @staticmethod
+    def _read_meta(root: Path) -> tuple[Any, bytes]:
+        try:
+            data = (root / "meta.json").read_bytes()
+        except FileNotFoundError as e:
+            raise DatasetError(f"{root}: not a dataset (no meta.json)") from e
+        except OSError as e:
+            raise DatasetError(f"{root}: cannot read meta.json ({e.strerror or e})") from e
+        try:
+            return loads(data.decode()), data
+        except (UnicodeDecodeError, ValueError, RecursionError) as e:
+            raise DatasetError(f"{root}: corrupt meta.json (cannot parse: {str(e).splitlines()[0]})") from e
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str]) -> Dataset:
+    def open(cls, path: str | os.PathLike[str], *, writer: bool = False) -> Dataset:
         """Open the committed state of the dataset at `path`.
 
-        Raises DatasetError if the directory or meta.json is missing or corrupt, the format
-        version is unknown, or the arrays hold fewer rows than the committed episodes need.
+        Raises DatasetError if the directory or meta.json is missing, unreadable or corrupt
+        (see data/meta.py for what is checked), the format version is unknown, or the arrays
+        hold fewer rows than the committed episodes need. `writer=True` takes the writer lock
+        first (DatasetError at once if another process holds it) and keeps it until `close()`.
         """
         root = Path(path)
         if not root.is_dir():
             raise DatasetError(f"{root}: no dataset here (directory does not exist)")
-        meta_path = root / "meta.json"
+        lock = cls._take_lock(root) if writer else None
         try:
-            raw = json.loads(meta_path.read_text())
-        except FileNotFoundError as e:
-            raise DatasetError(f"{root}: not a dataset (no meta.json)") from e
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise DatasetError(f"{root}: corrupt meta.json (cannot parse: {e})") from e
-        features = _parse_meta(raw, root)
+            return cls._open_locked(root, lock)
+        except BaseException:
+            if lock is not None:
+                lock.release()
+            raise
+
+    @classmethod
+    def _open_locked(cls, root: Path, lock: WriterLock | None) -> Dataset:
+        raw, meta_bytes = cls._read_meta(root)
+        features = parse_meta(raw, root)
         n_steps = raw["episode_ends"][-1] if raw["episode_ends"] else 0
         if not (root / "data.zarr").is_dir():
             raise DatasetError(f"{root}: corrupt dataset (data.zarr is missing)")
         try:
-            group = zarr.open_group(store=_DurableLocalStore(root / "data.zarr"), mode="r+")
+            group = zarr.open_group(store=DurableLocalStore(root / "data.zarr"), mode="r+")
             present = set(group.array_keys())
+            arrays = {name: group[name] for name in features if name in present}
         except Exception as e:  # zarr raises several types for a missing or broken group
-            raise DatasetError(f"{root}: cannot open data.zarr ({e})") from e
+            raise DatasetError(f"{root}: cannot open data.zarr ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from e
         for name, (shape, dtype) in features.items():
-            if name not in present:
+            if name not in arrays:
                 raise DatasetError(f"{root}: data.zarr has no array for feature {name!r}")
-            arr = group[name]
-            if tuple(arr.shape[1:]) != shape or arr.dtype != np.dtype(dtype):
+            arr = arrays[name]
+            if tuple(arr.shape[1:]) != shape or arr.dtype != np.dtype(dtype) or len(arr.chunks) != len(shape) + 1:
                 raise DatasetError(f"{root}: array {name!r} is {arr.dtype}{arr.shape[1:]}, meta.json says {dtype}{shape}")
             if arr.shape[0] < n_steps:
                 raise DatasetError(
@@ -249,6 +197,9 @@ class Dataset:
                     f"{len(raw['episode_ends'])} committed episodes need {n_steps}"
                 )
             rows = arr.chunks[0]
+            if "checksums" in raw and raw["checksums"][name]["rows"] != rows:
+                raise DatasetError(f"{root}: array {name!r} has chunks of {rows} rows, its checksums expect "
+                                   f"{raw['checksums'][name]['rows']}")
             for i in range(-(-n_steps // rows)):
                 key = arr.metadata.encode_chunk_key((i,) + (0,) * len(shape))
                 if not (root / "data.zarr" / name / key).is_file():
@@ -256,7 +207,19 @@ class Dataset:
                         f"{root}: truncated: chunk {key} of array {name!r} (rows "
                         f"{i * rows}..{min(n_steps, (i + 1) * rows) - 1}) is missing"
                     )
-        return cls(root, raw, features, group)
+        return cls(root, raw, features, group, meta_bytes=meta_bytes, lock=lock)
+
+    def close(self) -> None:
+        """Give up the writer lock, if this instance holds it (reading still works)."""
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+    def __enter__(self) -> Dataset:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     # --- committed state ----------------------------------------------------------------
     @property
@@ -302,107 +265,150 @@ class Dataset:
         """Named episode-id lists (robomimic-style), e.g. "train" and "valid"."""
         return {k: list(v) for k, v in self._meta["filter_keys"].items()}
 
+    @property
+    def has_checksums(self) -> bool:
+        """False for a dataset written before checksums existed (its rows are read unverified)."""
+        return "checksums" in self._meta
+
     def _bounds(self, i: int) -> tuple[int, int]:
         if not 0 <= i < self.n_episodes:
             raise IndexError(f"episode {i} out of range: the dataset has {self.n_episodes} episodes")
         ends = self._meta["episode_ends"]
         return (ends[i - 1] if i else 0), ends[i]
 
+    def _where(self, row: int) -> str:
+        """'episode i (seed s) at step t' for a global row index."""
+        i = bisect.bisect_right(self._meta["episode_ends"], row)
+        seed = self._meta["episodes"][i].get("seed")
+        return f"episode {i}{'' if seed is None else f' (seed {seed})'} at step {row - self._bounds(i)[0]}"
+
     # --- reading ------------------------------------------------------------------------
+    def _read(self, name: str, start: int, end: int) -> np.ndarray:
+        """Rows start..end of feature `name`, with every chunk they touch checked against its
+        committed checksum; DatasetError names the chunk that is damaged."""
+        arr = self._zarrays[name]
+        rows = arr.chunks[0]
+        lo, hi = start // rows * rows, min(self.n_steps, -(-end // rows) * rows)
+        try:
+            data = np.ascontiguousarray(arr[lo:hi])
+        except Exception as e:  # a damaged chunk: zarr/codec errors vary
+            raise DatasetError(f"{self.path}: cannot read feature {name!r} ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from e
+        if self.has_checksums:
+            bad = checksums.bad_chunks(data, rows, self._meta["checksums"][name]["crc32"], lo // rows)
+            if bad:
+                raise DatasetError(
+                    f"{self.path}: damaged: chunk {bad[0]} of feature {name!r} (rows {bad[0] * rows}.."
+                    f"{min(self.n_steps, (bad[0] + 1) * rows) - 1}) does not match its checksum"
+                    + (f" ({len(bad)} chunks in all)" if len(bad) > 1 else "")
+                )
+        return data[start - lo : end - lo]
+
     def arrays(self) -> dict[str, np.ndarray]:
-        """Feature name -> all committed rows, loaded once and cached (read-only arrays)."""
+        """Feature name -> all committed rows, verified, loaded once and cached (read-only arrays)."""
         if self._arrays is None:
             arrays = {}
-            for name, arr in self._zarrays.items():
-                try:
-                    data = np.ascontiguousarray(arr[: self.n_steps])
-                except Exception as e:  # a damaged chunk: zarr/codec errors vary
-                    raise DatasetError(f"{self.path}: cannot read feature {name!r} ({e})") from e
+            for name in self._zarrays:
+                data = self._read(name, 0, self.n_steps)
                 data.flags.writeable = False
                 arrays[name] = data
             self._arrays = arrays
         return self._arrays
 
     def episode(self, i: int) -> dict[str, np.ndarray]:
-        """Feature name -> the rows of episode `i`."""
+        """Feature name -> the rows of episode `i` (verified)."""
         start, end = self._bounds(i)
         if self._arrays is not None:
             return {name: data[start:end] for name, data in self._arrays.items()}
-        return {name: np.asarray(arr[start:end]) for name, arr in self._zarrays.items()}
+        return {name: self._read(name, start, end) for name in self._zarrays}
+
+    def _check_finite(self) -> None:
+        for name, data in self.arrays().items():
+            row = first_nonfinite(data)
+            if row is not None:
+                raise DatasetError(f"{self.path}: feature {name!r} holds NaN or inf in {self._where(row)}")
+
+    def verify(self) -> dict[str, Any]:
+        """Read every committed row, check every chunk's checksum and that all values are finite.
+
+        Returns {"episodes", "steps", "chunks", "checksums"} (checksums False for a dataset
+        written before they existed); raises DatasetError naming the first problem."""
+        self._arrays = None  # re-read from disk
+        self._check_finite()
+        chunks = sum(-(-self.n_steps // arr.chunks[0]) for arr in self._zarrays.values())
+        return {"episodes": self.n_episodes, "steps": self.n_steps, "chunks": chunks, "checksums": self.has_checksums}
+
+    def _fingerprint(self) -> int | None:
+        """What the stats cache is keyed by: the committed chunks' checksums (None without)."""
+        if not self.has_checksums:
+            return None
+        return zlib.crc32(json.dumps(self._meta["checksums"], sort_keys=True).encode())
 
     def stats(self) -> dict[str, dict[str, Any]]:
         """Feature name -> {"mean", "std", "min", "max"}, each a (nested) list of the feature's shape.
 
         Computed over all committed steps in float64 (std is the population std), cached in
-        memory and in stats.json; recomputed when the number of steps has changed.
+        memory and in stats.json, keyed by the number of steps and the chunks' checksums so a
+        cache never outlives the rows it describes. DatasetError if a value is NaN or inf.
         """
         if self._stats is not None:
             return self._stats
         if self.n_steps == 0:
             raise DatasetError(f"{self.path}: no episodes, so no statistics")
         stats_path = self.path / "stats.json"
-        try:
-            cached = json.loads(stats_path.read_text())
-            if cached.get("n_steps") == self.n_steps and set(cached["stats"]) == set(self.features):
+        key = {"n_steps": self.n_steps, "fingerprint": self._fingerprint()}
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError, AttributeError):
+            cached = loads(stats_path.read_text())
+            if all(cached.get(k) == v for k, v in key.items()) and set(cached["stats"]) == set(self.features):
                 self._stats = cached["stats"]
                 return self._stats
-        except (OSError, ValueError, KeyError, TypeError, AttributeError):
-            pass  # absent or unreadable cache: recompute below
+        self._check_finite()
         stats = {}
         for name, data in self.arrays().items():
             x = data.astype(np.float64)
             stats[name] = {key: getattr(x, key)(axis=0).tolist() for key in ("mean", "std", "min", "max")}
-        try:
-            _write_json_atomic(stats_path, {"n_steps": self.n_steps, "stats": stats})
-        except OSError:
-            pass  # a read-only dataset still gets its statistics, just not cached on disk
+        with contextlib.suppress(OSError):  # a read-only dataset still gets its statistics, just not cached
+            write_json_atomic(stats_path, {**key, "stats": stats})
         self._stats = stats
         return stats
 
     # --- writing ------------------------------------------------------------------------
-    def _validated(self, steps: Mapping[str, Any]) -> tuple[dict[str, np.ndarray], int]:
-        """Cast an episode's arrays to the features' dtypes; DatasetError if they do not fit."""
-        features = self._features
-        missing = sorted(set(features) - set(steps))
-        unknown = sorted(set(steps) - set(features))
-        if missing or unknown:
-            raise DatasetError(f"episode features: missing {missing}, not in the dataset {unknown}")
-        values = {name: np.asarray(steps[name]) for name in features}
-        for name, (shape, _) in features.items():
-            if values[name].ndim != len(shape) + 1 or values[name].shape[1:] != shape:
-                want = ", ".join(["T", *map(str, shape)])
-                raise DatasetError(f"feature {name!r}: expected rows of shape ({want}), got {values[name].shape}")
-        lengths = {name: len(value) for name, value in values.items()}
-        if len(set(lengths.values())) != 1 or min(lengths.values()) < 1:
-            raise DatasetError(f"episode features must all have the same length T >= 1, got {lengths}")
-        out: dict[str, np.ndarray] = {}
-        for name, (_, dtype_name) in features.items():
-            value, dtype = values[name], np.dtype(dtype_name)
-            integers = value.dtype.kind in "iu" and dtype.kind in "iu"  # range checked below
-            if not (integers or np.can_cast(value.dtype, dtype, casting="same_kind")):
-                raise DatasetError(f"feature {name!r}: cannot store {value.dtype} as {dtype}")
-            if integers and (value.min() < np.iinfo(dtype).min or value.max() > np.iinfo(dtype).max):
-                raise DatasetError(f"feature {name!r}: values outside the range of {dtype}")
-            with np.errstate(over="ignore"):  # overflow to inf is reported just below
-                value = np.ascontiguousarray(value, dtype=dtype)
-            if dtype.kind == "f":
-                bad_rows = ~np.isfinite(value.reshape(len(value), -1)).all(axis=1)
-                if bad_rows.any():
-                    step = int(np.argmax(bad_rows))
-                    raise DatasetError(f"feature {name!r}: NaN or inf at step {step} (after casting to {dtype})")
-            out[name] = value
-        return out, lengths[next(iter(features))]
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        """Hold the writer lock for one write (unless this instance holds it already), and
+        refuse to write if meta.json changed since this instance read or wrote it."""
+        lock = None if self._lock is not None else self._take_lock(self.path)
+        try:
+            try:
+                current = (self.path / "meta.json").read_bytes()
+            except OSError as e:
+                raise DatasetError(f"{self.path}: cannot read meta.json ({e.strerror or e})") from e
+            if current != self._meta_bytes:
+                raise DatasetError(f"{self.path}: changed by another writer since it was opened; open it again")
+            self._remove_partials()
+            yield
+        finally:
+            if lock is not None:
+                lock.release()
 
     def _remove_partials(self) -> None:
         """Delete temp files a killed writer may have left (once per instance, before writing)."""
         if not self._cleaned:
-            for tmp in self.path.rglob(f".*{_PARTIAL_SUFFIX}"):
+            for tmp in self.path.rglob(f".*{PARTIAL_SUFFIX}"):
                 tmp.unlink(missing_ok=True)
             self._cleaned = True
 
     def _commit(self, meta: dict[str, Any]) -> None:
-        _write_json_atomic(self.path / "meta.json", meta)
+        meta = seal(meta)
+        self._meta_bytes = write_json_atomic(self.path / "meta.json", meta)
         self._meta = meta
+
+    def _committed_checksums(self) -> dict[str, dict[str, Any]]:
+        """The checksums of the committed rows; computed from them once for an older dataset."""
+        if self.has_checksums:
+            return self._meta["checksums"]
+        arrays = self.arrays()
+        return {name: {"rows": arr.chunks[0], "crc32": checksums.compute(arrays[name], arr.chunks[0])}
+                for name, arr in self._zarrays.items()}
 
     def append_episode(self, steps: Mapping[str, Any], *, info: Mapping[str, Any] | None = None) -> int:
         """Append one episode atomically and return its index.
@@ -411,20 +417,24 @@ class Dataset:
         success, source, return, ...) is stored with `length` = T added. Everything is validated
         first, so a rejected episode writes nothing.
         """
-        data, length = self._validated(steps)
+        seed = (info or {}).get("seed")
+        where = f"episode {self.n_episodes}" + ("" if seed is None else f" (seed {seed})")
         try:
-            record = json.loads(json.dumps(dict(info or {}), allow_nan=False, default=_json_default))
-        except (TypeError, ValueError) as e:
-            raise DatasetError(f"episode info is not JSON serialisable: {e}") from e
-        if record.setdefault("length", length) != length:
-            raise DatasetError(f"episode info says length {record['length']} but the episode has {length} steps")
-        self._remove_partials()
-        start = self.n_steps
-        for name, arr in self._zarrays.items():
-            arr.resize((start + length, *arr.shape[1:]))
-            arr[start : start + length] = data[name]
-        ends, episodes = self._meta["episode_ends"], self._meta["episodes"]
-        self._commit({**self._meta, "episode_ends": [*ends, start + length], "episodes": [*episodes, record]})
+            data, length = validated_steps(self._features, steps)
+        except DatasetError as e:
+            raise DatasetError(f"{where}: {e}") from None
+        record = episode_record(info, length, where)
+        with self._writing():
+            start = self.n_steps
+            sums = self._committed_checksums()
+            for name, arr in self._zarrays.items():
+                arr.resize((start + length, *arr.shape[1:]))
+                arr[start : start + length] = data[name]
+            sums = {name: {"rows": entry["rows"], "crc32": checksums.extend(entry["crc32"], entry["rows"], start, data[name])}
+                    for name, entry in sums.items()}
+            ends, episodes = self._meta["episode_ends"], self._meta["episodes"]
+            self._commit({**self._meta, "episode_ends": [*ends, start + length], "episodes": [*episodes, record],
+                          "checksums": sums})
         self._arrays, self._stats = None, None
         return self.n_episodes - 1
 
@@ -448,7 +458,8 @@ class Dataset:
             if len(set(clean)) != len(clean):
                 raise DatasetError(f"filter key {name!r}: duplicate episode ids")
             updated[name] = clean
-        self._commit({**self._meta, "filter_keys": updated})
+        with self._writing():
+            self._commit({**self._meta, "filter_keys": updated, "checksums": self._committed_checksums()})
 
     def __repr__(self) -> str:
         return f"Dataset({str(self.path)!r}, episodes={self.n_episodes}, steps={self.n_steps})"

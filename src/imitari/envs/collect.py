@@ -25,8 +25,11 @@ import numpy as np
 from gymnasium import spaces
 from tqdm.auto import tqdm
 
+from imitari.config import check_counts
+from imitari.data.lock import LOCK_NAME
 from imitari.data.store import Dataset, DatasetError
 from imitari.envs.registry import TaskError, TaskSpec, get_task
+from imitari.workers import die_with_parent
 
 Episode = tuple[dict[str, np.ndarray], dict[str, Any]]
 """One demonstration: feature name -> (T, ...) rows, and its episode info."""
@@ -126,8 +129,9 @@ class _Player:
 _worker_player: _Player | None = None
 
 
-def _init_worker(task: str) -> None:
+def _init_worker(task: str, starter: int) -> None:
     global _worker_player
+    die_with_parent(starter)
     _worker_player = _Player(task)
 
 
@@ -137,14 +141,16 @@ def _play_in_worker(seed: int) -> Episode:
 
 
 def _open_or_create(out: Path, task: str, features: dict[str, tuple[tuple[int, ...], str]], fps: float) -> Dataset:
-    """The dataset at `out` if it holds `task` with these features, a new one if `out` is
-    absent or an empty directory; DatasetError otherwise."""
-    if not out.exists() or (out.is_dir() and not any(out.iterdir())):
-        return Dataset.create(out, features=features, env=task, fps=fps)
-    ds = Dataset.open(out)
-    if ds.env != task:
-        raise DatasetError(f"{out} holds episodes of {ds.env!r}, not {task!r}: collect into another directory")
-    if ds.features != features:
+    """The dataset at `out`, holding its writer lock, if it holds `task` with these features; a
+    new one if `out` is absent or an empty directory; DatasetError otherwise (also at once if
+    another writer holds the dataset)."""
+    if not out.exists() or (out.is_dir() and all(p.name == LOCK_NAME for p in out.iterdir())):
+        return Dataset.create(out, features=features, env=task, fps=fps, writer=True)
+    ds = Dataset.open(out, writer=True)
+    if ds.env != task or ds.features != features:
+        ds.close()
+        if ds.env != task:
+            raise DatasetError(f"{out} holds episodes of {ds.env!r}, not {task!r}: collect into another directory")
         raise DatasetError(f"{out}: its features {ds.features} differ from {task}'s {features}")
     return ds
 
@@ -159,7 +165,7 @@ def _episodes(task: str, seeds: list[int], workers: int) -> Iterator[Episode]:
             player.close()
         return
     context = get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(task,)) as pool:
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(task, os.getpid())) as pool:
         pending: set[Future[Episode]] = {pool.submit(_play_in_worker, seed) for seed in seeds}
         try:
             while pending:
@@ -189,11 +195,11 @@ def collect(
     dataset at `out`, creating it or completing it (seeds it already holds are skipped).
 
     workers: processes playing episodes; None uses one per CPU; 1 plays in this process.
-    Raises TaskError for an unknown task or one without an expert, and DatasetError if `out`
-    holds something other than a dataset of this task.
+    Raises ConfigError for a negative count or seed, TaskError for an unknown task or one
+    without an expert, and DatasetError if `out` holds something other than a dataset of this
+    task or another writer (a second `collect`, a `data split`) is using it.
     """
-    if episodes < 0:
-        raise ValueError(f"episodes must be >= 0 (got {episodes})")
+    check_counts(episodes=(episodes, 0), seed_start=(seed_start, 0), workers=(workers, 1))
     spec = get_task(task)
     if spec.make_expert is None:
         raise TaskError(f"task {task} has no expert to collect demonstrations with")
@@ -209,7 +215,7 @@ def collect(
     seeds = [s for s in range(seed_start, seed_start + episodes) if s not in present]
     n_workers = max(1, min(len(seeds), _default_workers() if workers is None else workers))
     collected = successes = steps = 0
-    with tqdm(total=len(seeds), desc=f"collect {task}", unit="ep", disable=not progress) as bar:
+    with ds, tqdm(total=len(seeds), desc=f"collect {task}", unit="ep", disable=not progress) as bar:
         for arrays, info in _episodes(task, seeds, n_workers):
             ds.append_episode(arrays, info=info)
             collected += 1

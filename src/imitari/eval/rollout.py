@@ -44,6 +44,7 @@ from tqdm.auto import tqdm
 
 from imitari.eval.metrics import BEHAVIOUR_KEY, EpisodeResult
 from imitari.eval.video import quiet_render_failure
+from imitari.workers import die_with_parent
 
 EVAL_SEED_START = 100_000
 """Evaluation seeds start here; demonstrations use 0..N-1 (docs/architecture.md)."""
@@ -157,8 +158,10 @@ class _Envs:
             env.close()
 
 
-def _worker_main(conn: Connection, task: str | TaskLike, slots: list[int], render: bool) -> None:
-    """Serve ("reset" | "step", requests) until "close"; reply ("ok"|"error", payload, render_error)."""
+def _worker_main(conn: Connection, task: str | TaskLike, slots: list[int], render: bool, starter: int) -> None:
+    """Serve ("reset" | "step", requests) until "close"; reply ("ok"|"error", payload, render_error).
+    Dies with process `starter`, the evaluator, however that ends."""
+    die_with_parent(starter)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     try:
         envs = _Envs(resolve_task(task), slots, render=render)
@@ -193,7 +196,7 @@ class _WorkerPool:
             for w in range(workers):
                 parent, child = ctx.Pipe()
                 slots = list(range(w, num_envs, workers))
-                proc = ctx.Process(target=_worker_main, args=(child, task, slots, render), daemon=True, name=f"imitari-env-{w}")
+                proc = ctx.Process(target=_worker_main, args=(child, task, slots, render, os.getpid()), daemon=True, name=f"imitari-env-{w}")
                 proc.start()
                 child.close()
                 self.conns.append(parent)
@@ -338,6 +341,13 @@ class _Rollout:
         if actions.ndim < 1 or actions.shape[0] != n:
             raise ValueError(f"policy.act returned actions of shape {actions.shape} for {n} observations")
         running = [i for i, slot in enumerate(self.slots) if slot.episode >= 0]
+        broken = [i for i in running if not np.isfinite(actions[i]).all()]
+        if broken:
+            slot = self.slots[broken[0]]
+            raise FloatingPointError(
+                f"the policy returned NaN or inf actions for {len(broken)} of {len(running)} envs (first: seed "
+                f"{self.seeds[slot.episode]}, step {slot.length}); its weights or inputs are not finite"
+            )
         replies = self.pool.step([(i, actions[i], self._recording(i)) for i in running])
         finished = []
         for i, (obs, reward, done, info, _) in zip(running, replies):

@@ -9,6 +9,9 @@ Layout (docs/architecture.md):
 Nothing here executes code from a file: weights are safetensors, state goes through
 `torch.load(weights_only=True)`, the rest is JSON. A checkpoint is written to a temporary
 directory and renamed into place, so a killed run never leaves a half-written one behind.
+`manifest.json` records each file's CRC-32, checked before a file is parsed, so a damaged or
+truncated file is a one-line CheckpointError, and resuming falls back to the newest intact
+checkpoint. Weights that are not finite are never saved.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +28,12 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from imitari.config import ConfigError, from_dict, to_dict
+from imitari.data.checksums import file_crc32
 from imitari.policies.base import Policy, Shapes
 from imitari.policies.registry import get_policy
 
 CHECKPOINTS = "checkpoints"
+MANIFEST = "manifest.json"
 
 
 class CheckpointError(RuntimeError):
@@ -44,6 +51,45 @@ def _contiguous(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v.detach().contiguous().cpu() for k, v in state.items()}
 
 
+def _nonfinite(state: dict[str, torch.Tensor]) -> list[str]:
+    return [k for k, v in state.items() if v.dtype.is_floating_point and not bool(torch.isfinite(v).all())]
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
+
+
+def verify_files(ckpt: Path, *names: str) -> None:
+    """CheckpointError unless each of `names` is in `ckpt` and, when the checkpoint has a
+    manifest (every one written since manifests exist), matches its recorded CRC-32."""
+    for name in names:
+        if not (ckpt / name).is_file():
+            raise CheckpointError(f"{ckpt}: {name} is missing")
+    if not (ckpt / MANIFEST).exists():
+        return  # written before manifests: read unverified
+    try:
+        recorded = json.loads((ckpt / MANIFEST).read_text())["files"]
+        if not isinstance(recorded, dict):
+            raise TypeError("'files' is not a mapping")
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+        raise CheckpointError(f"{ckpt}: {MANIFEST} is damaged ({_one_line(exc)})") from exc
+    for name in names:
+        if name not in recorded:
+            raise CheckpointError(f"{ckpt}: {MANIFEST} does not list {name}: one of them was changed")
+        if file_crc32(ckpt / name) != recorded[name]:
+            raise CheckpointError(f"{ckpt}: {name} does not match its checksum in {MANIFEST} (truncated or damaged)")
+
+
+def read_json(ckpt: Path, name: str) -> Any:
+    """A verified JSON file of the checkpoint; CheckpointError if it cannot be used."""
+    verify_files(ckpt, name)
+    try:
+        return json.loads((ckpt / name).read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise CheckpointError(f"cannot read {ckpt / name}: {_one_line(exc)}") from exc
+
+
 def save_checkpoint(
     run_dir: Path,
     step: int,
@@ -54,7 +100,15 @@ def save_checkpoint(
     train_state: dict[str, Any] | None,
     keep: int = 2,
 ) -> Path:
-    """Write `checkpoints/step_<step>` atomically, point `latest` at it, prune old ones."""
+    """Write `checkpoints/step_<step>` atomically, point `latest` at it, prune old ones.
+
+    FloatingPointError, before anything is written, if a weight is NaN or inf."""
+    bad = _nonfinite(inference_state) + _nonfinite((train_state or {}).get("model") or {})
+    if bad:
+        raise FloatingPointError(
+            f"weights {sorted(set(bad))[:3]} are NaN or inf at step {step}: not saved; the last checkpoint is intact "
+            "(lower --lr or check the data with `imitari data verify`)"
+        )
     root = Path(run_dir) / CHECKPOINTS
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"step_{step:08d}"
@@ -66,6 +120,8 @@ def save_checkpoint(
     (tmp / "normalizer.json").write_text(json.dumps(normalizer, indent=2))
     if train_state is not None:
         torch.save(train_state, tmp / "train_state.pt")
+    files = {p.name: file_crc32(p) for p in sorted(tmp.iterdir())}
+    (tmp / MANIFEST).write_text(json.dumps({"files": files}, indent=2))
     if final.exists():
         shutil.rmtree(final)
     os.replace(tmp, final)
@@ -99,10 +155,10 @@ def find_checkpoint(path: str | Path) -> Path:
 
 
 def read_checkpoint_config(ckpt: Path) -> dict[str, Any]:
-    try:
-        return json.loads((ckpt / "config.json").read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"cannot read {ckpt / 'config.json'}: {exc}") from exc
+    config = read_json(ckpt, "config.json")
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{ckpt / 'config.json'} does not hold a config mapping")
+    return config
 
 
 def load_policy(path: str | Path, *, device: str = "cpu", overrides: dict[str, Any] | None = None) -> Policy:
@@ -110,36 +166,103 @@ def load_policy(path: str | Path, *, device: str = "cpu", overrides: dict[str, A
 
     `overrides` change inference-time fields of the saved policy config (a sampler, a number of
     denoising steps, `ptp_candidates`), so one checkpoint can be evaluated several ways; a field
-    that shapes the weights makes loading fail with the weights' mismatch."""
+    that shapes the weights makes loading fail with the weights' mismatch. Every file is
+    checked against the manifest first; anything unusable is a one-line CheckpointError."""
     ckpt = find_checkpoint(path)
     config = read_checkpoint_config(ckpt)
-    policy_raw = dict(config["policy"])
-    name = policy_raw.pop("name")
-    policy_cls, config_cls = get_policy(name)
+    stats = read_json(ckpt, "normalizer.json")
+    verify_files(ckpt, "model.safetensors")
+    try:
+        policy_raw = dict(config["policy"])
+        name = policy_raw.pop("name")
+        policy_cls, config_cls = get_policy(name)
+        shapes = Shapes(
+            obs={k: tuple(v) for k, v in config["shapes"]["obs"].items()},
+            action=tuple(config["shapes"]["action"]),
+        )
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise CheckpointError(f"{ckpt}: config.json does not describe a policy ({_one_line(exc)})") from exc
     try:
         policy_cfg = from_dict(config_cls, policy_raw, where="policy.")
     except ConfigError as exc:
         raise CheckpointError(f"{ckpt}: policy config does not match this imitari version: {exc}") from exc
     if overrides:
         policy_cfg = from_dict(config_cls, {**to_dict(policy_cfg), **overrides}, where="policy.")
-    shapes = Shapes(
-        obs={k: tuple(v) for k, v in config["shapes"]["obs"].items()},
-        action=tuple(config["shapes"]["action"]),
-    )
-    stats = json.loads((ckpt / "normalizer.json").read_text())
-    policy = policy_cls(policy_cfg, shapes=shapes, stats=stats)
-    state = load_file(str(ckpt / "model.safetensors"))
+    try:
+        policy = policy_cls(policy_cfg, shapes=shapes, stats=stats)
+        state = load_file(str(ckpt / "model.safetensors"))
+    except ConfigError:
+        raise
+    except Exception as exc:  # safetensors, torch and the normaliser raise several types
+        raise CheckpointError(f"{ckpt}: cannot rebuild the policy ({_one_line(exc)})") from exc
+    bad = _nonfinite(state)
+    if bad:
+        raise CheckpointError(f"{ckpt}: weights {bad[:3]} are NaN or inf; this checkpoint cannot act")
     try:
         missing, unexpected = policy.load_state_dict(state, strict=False)
     except RuntimeError as exc:  # tensors of the wrong shape
-        raise CheckpointError(f"{ckpt}: weights do not fit the policy: {str(exc).splitlines()[1].strip()}") from exc
+        lines = str(exc).splitlines()
+        raise CheckpointError(f"{ckpt}: weights do not fit the policy: {(lines[1] if len(lines) > 1 else lines[0]).strip()}") from exc
     if missing or unexpected:
         raise CheckpointError(f"{ckpt}: weights do not fit the policy (missing {missing[:5]}, unexpected {unexpected[:5]})")
     return policy.to(device).eval()
 
 
 def load_train_state(ckpt: Path) -> dict[str, Any]:
-    path = ckpt / "train_state.pt"
-    if not path.is_file():
+    """The training state of `ckpt` (`weights_only`: no code runs); CheckpointError if unusable."""
+    if not (ckpt / "train_state.pt").is_file():
         raise CheckpointError(f"{ckpt} has no train_state.pt, so the run cannot be resumed from it")
-    return torch.load(path, map_location="cpu", weights_only=True)
+    verify_files(ckpt, "train_state.pt")
+    try:
+        state = torch.load(ckpt / "train_state.pt", map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several types for a damaged or hostile file
+        raise CheckpointError(f"{ckpt}: train_state.pt cannot be loaded safely ({_one_line(exc)})") from exc
+    if not isinstance(state, dict) or not {"step", "model", "optimizer", "scheduler"} <= set(state):
+        raise CheckpointError(f"{ckpt}: train_state.pt does not hold a training state")
+    return state
+
+
+def _newest_first(run_dir: Path) -> list[Path]:
+    """The run's checkpoints, the one `latest` names first, then by step, newest first."""
+    root = Path(run_dir) / CHECKPOINTS
+    steps = sorted((p for p in root.glob("step_*") if p.is_dir()), reverse=True)
+    latest = root / "latest"
+    if latest.is_file():
+        named = root / latest.read_text().strip()
+        if named in steps:
+            steps.remove(named)
+            steps.insert(0, named)
+    return steps
+
+
+def resume_states(run_dir: Path, *, say: Callable[[str], None] | None = None) -> Iterator[tuple[Path, dict[str, Any]]]:
+    """(checkpoint, train state) of each intact checkpoint of the run, newest first; each one
+    skipped is reported through `say` (stderr by default) with the reason. CheckpointError if
+    none is intact."""
+    say = say or (lambda line: print(line, file=sys.stderr))
+    reasons = []
+    for ckpt in _newest_first(run_dir):
+        try:
+            state = load_train_state(ckpt)
+        except CheckpointError as exc:
+            say(f"resume: skipping checkpoint {ckpt.name}: {exc}")
+            reasons.append(f"{ckpt.name}: {exc}")
+            continue
+        yield ckpt, state
+    raise CheckpointError(f"{run_dir}: no intact checkpoint to resume from" + (f" ({'; '.join(reasons)})" if reasons else ""))
+
+
+BEST = "best"
+"""A run's subfolder holding its best checkpoint by validation success (`TrainConfig.keep_best`)."""
+
+
+def reported_checkpoint(path: str | Path) -> Path:
+    """The checkpoint a run reports: its best by validation success when it kept one
+    (`<run>/best/`), else its latest; a checkpoint directory resolves to itself."""
+    path = Path(path)
+    if (path / BEST).is_dir():
+        try:
+            return find_checkpoint(path / BEST)
+        except CheckpointError:
+            pass
+    return find_checkpoint(path)

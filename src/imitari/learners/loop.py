@@ -26,13 +26,13 @@ import numpy as np
 import torch
 
 import imitari
-from imitari.config import ConfigError, from_dict, to_dict
+from imitari.config import ConfigError, check_number, check_types, from_dict, to_dict
 from imitari.data.info import dataset_summary
+from imitari.data.split import filter_ids
 from imitari.data.store import Dataset
 from imitari.data.windows import WindowSampler
 from imitari.learners.checkpoint import (
-    find_checkpoint,
-    load_train_state,
+    resume_states,
     save_checkpoint,
     write_json_atomic,
 )
@@ -91,13 +91,16 @@ class TrainConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
-        for name in ("steps", "batch_size", "log_every", "ckpt_every"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be >= 1 (got {getattr(self, name)})")
-        if self.budget_cpu_minutes is not None and not self.budget_cpu_minutes > 0:
-            raise ConfigError(f"budget_cpu_minutes must be > 0 or None (got {self.budget_cpu_minutes})")
-        if self.ckpt_every_cpu_seconds < 0:
-            raise ConfigError(f"ckpt_every_cpu_seconds must be >= 0 (got {self.ckpt_every_cpu_seconds})")
+        check_types(self)
+        for name in ("steps", "batch_size", "log_every", "ckpt_every", "eval_episodes", "num_envs"):
+            check_number(self, name, ge=1)
+        for name in ("warmup_steps", "seed", "eval_every", "weight_decay", "grad_clip", "ckpt_every_cpu_seconds"):
+            check_number(self, name, ge=0)
+        check_number(self, "budget_cpu_minutes", gt=0, optional=True)
+        check_number(self, "lr", gt=0, le=1, optional=True)  # AdamW above 1 only makes weights blow up
+        check_number(self, "threads", ge=1, optional=True)
+        check_number(self, "ema_power", gt=0)
+        check_number(self, "ema_max", ge=0, lt=1)
         if self.device not in ("cpu", "cuda", "auto"):
             raise ConfigError(f"device must be 'cpu', 'cuda' or 'auto' (got {self.device!r})")
 
@@ -168,10 +171,7 @@ class Trainer:
         self.device = _pick_device(train_cfg.device)
         self.dataset = Dataset.open(train_cfg.data)
         keys = self.dataset.filter_keys
-        if train_cfg.train_filter and train_cfg.train_filter in keys:
-            self.train_ids = list(keys[train_cfg.train_filter])
-        else:
-            self.train_ids = list(range(self.dataset.n_episodes))
+        self.train_ids = filter_ids(self.dataset, train_cfg.train_filter)
         self.valid_ids = list(keys.get("valid", []))
         obs_keys = [name[len("obs."):] for name in self.dataset.features if name.startswith("obs.")]
         if not obs_keys or "action" not in self.dataset.features:
@@ -263,7 +263,9 @@ class Trainer:
         )
 
     def restore(self) -> None:
-        state = load_train_state(find_checkpoint(self.run_dir))
+        """Load the newest intact checkpoint's training state (damaged ones are skipped, each
+        named with its reason on stderr)."""
+        _, state = next(resume_states(self.run_dir))
         self.policy.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
@@ -289,6 +291,11 @@ class Trainer:
         loss.backward()
         clip = self.cfg.grad_clip if self.cfg.grad_clip > 0 else float("inf")
         grad_norm = torch.nn.utils.clip_grad_norm_(self.policy.parameters(), clip)
+        if not torch.isfinite(grad_norm):  # stepping would make every weight NaN
+            raise FloatingPointError(
+                f"gradient norm is {float(grad_norm)} at step {self.step}; the last checkpoint is intact "
+                "(lower --lr or check the data with `imitari data verify`)"
+            )
         self.optimizer.step()
         self.scheduler.step()
         if self.ema is not None:
