@@ -157,3 +157,12 @@ def parse_meta(raw: Any, where: Path) -> dict[str, FeatureSpec]:
         if raw[SEAL] != zlib.crc32(_canonical(raw)):
             raise bad(f"its {SEAL} does not match its contents: the file was changed or damaged")
     return features
+
+
+def read(data: bytes, where: Path) -> tuple[dict[str, Any], dict[str, FeatureSpec]]:
+    """Decode and check meta.json's bytes: (the meta dict, its features); DatasetError otherwise."""
+    try:
+        raw = loads(data.decode())
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:
+        raise DatasetError(f"{where}: corrupt meta.json (cannot parse: {str(e).splitlines()[0]})") from e
+    return raw, parse_meta(raw, where)

@@ -46,9 +46,9 @@ from imitari.data.meta import (
     FeatureSpec,
     loads,
     parse_features,
-    parse_meta,
     seal,
 )
+from imitari.data.meta import read as read_meta
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "Dataset", "DatasetError", "FeatureSpec"]
 
@@ -140,17 +140,14 @@ class Dataset:
         return cls(root, meta, spec, group, meta_bytes=meta_bytes, lock=lock if writer else None)
 
     @staticmethod
-    def _read_meta(root: Path) -> tuple[Any, bytes]:
+    def _read_meta(root: Path) -> tuple[dict[str, Any], dict[str, FeatureSpec], bytes]:
         try:
             data = (root / "meta.json").read_bytes()
         except FileNotFoundError as e:
             raise DatasetError(f"{root}: not a dataset (no meta.json)") from e
         except OSError as e:
             raise DatasetError(f"{root}: cannot read meta.json ({e.strerror or e})") from e
-        try:
-            return loads(data.decode()), data
-        except (UnicodeDecodeError, ValueError, RecursionError) as e:
-            raise DatasetError(f"{root}: corrupt meta.json (cannot parse: {str(e).splitlines()[0]})") from e
+        return (*read_meta(data, root), data)
 
     @classmethod
     def open(cls, path: str | os.PathLike[str], *, writer: bool = False) -> Dataset:
@@ -174,8 +171,7 @@ class Dataset:
 
     @classmethod
     def _open_locked(cls, root: Path, lock: WriterLock | None) -> Dataset:
-        raw, meta_bytes = cls._read_meta(root)
-        features = parse_meta(raw, root)
+        raw, features, meta_bytes = cls._read_meta(root)
         n_steps = raw["episode_ends"][-1] if raw["episode_ends"] else 0
         if not (root / "data.zarr").is_dir():
             raise DatasetError(f"{root}: corrupt dataset (data.zarr is missing)")
