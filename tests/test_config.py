@@ -63,3 +63,38 @@ def test_yaml_file(tmp_path) -> None:
         load_file(tmp_path / "bad.yaml")
     with pytest.raises(ConfigError, match="not found"):
         load_file(tmp_path / "missing.yaml")
+
+
+def test_key_equals_value_keeps_the_value_intact() -> None:
+    flat = parse_overrides(["--data=/path/my-data", "--out=runs/my-run", "--policy.down-dims=32,64", "--x-y", "a-b"])
+    assert flat == {"data": "/path/my-data", "out": "runs/my-run", "policy.down_dims": "32,64", "x_y": "a-b"}
+    with pytest.raises(ConfigError, match="unexpected argument '--=3'"):
+        parse_overrides(["--=3"])
+
+
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("lr", -1.0, "lr must be > 0"), ("lr", float("nan"), "lr must be a finite number"), ("lr", 1e30, "lr must be <= 1"),
+        ("threads", -2, "threads must be >= 1"), ("threads", 0, "threads must be >= 1"),
+        ("grad_clip", -1.0, "grad_clip must be >= 0"), ("warmup_steps", -3, "warmup_steps must be >= 0"),
+        ("num_envs", 0, "num_envs must be >= 1"), ("eval_episodes", 0, "eval_episodes must be >= 1"),
+        ("seed", -1, "seed must be >= 0"), ("ema_max", 1.0, "ema_max must be < 1"),
+        ("budget_cpu_minutes", float("inf"), "budget_cpu_minutes must be a finite number"),
+        ("steps", "3", "steps must be int"), ("batch_size", True, "batch_size must be int"),
+    ],
+)
+def test_train_config_validates_every_field_where_declared(field: str, value: object, message: str) -> None:
+    from imitari.learners.loop import TrainConfig
+
+    with pytest.raises(ConfigError, match=message):
+        TrainConfig(**{field: value})
+
+
+def test_numbers_from_the_command_line_are_checked_too() -> None:
+    from imitari.learners.loop import TrainConfig
+
+    for value in ("nan", "-1", "inf"):
+        with pytest.raises(ConfigError, match="lr must be"):
+            from_dict(TrainConfig, {"lr": value})
+    assert from_dict(TrainConfig, {"lr": "1e-3", "threads": "2"}).threads == 2
