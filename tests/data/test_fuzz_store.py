@@ -34,10 +34,11 @@ def _settings(n: int) -> settings:
 @st.composite
 def mutations(draw: st.DrawFn, size: int) -> Callable[[bytes], bytes]:
     """One damage to a file of `size` bytes."""
-    kind = draw(st.sampled_from(["flip", "truncate", "insert", "delete", "overwrite"]))
-    at = draw(st.integers(0, size - 1))
-    value = draw(st.integers(1, 255))
-    run = draw(st.integers(1, 16))
+    code = draw(st.integers(0, 5 * size * 255 * 16 - 1))  # one draw: hypothesis' cost is per draw
+    code, kind = divmod(code, 5)
+    code, at = divmod(code, size)
+    run, value = divmod(code, 255)
+    kind, value, run = ["flip", "truncate", "insert", "delete", "overwrite"][kind], value + 1, run + 1
 
     def mutate(data: bytes) -> bytes:
         if kind == "flip":
