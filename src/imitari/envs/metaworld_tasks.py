@@ -1,4 +1,4 @@
-"""Twelve Meta-World v3 manipulation tasks (`metaworld/<name>`), with the scripted experts.
+"""All 50 Meta-World v3 manipulation tasks (`metaworld/<name>`), with their scripted experts.
 
 Each env is Meta-World's goal-observable env class (the scripted experts read the goal from
 the last three state entries) with fresh layouts: `_freeze_rand_vec = False` so every reset
@@ -34,21 +34,61 @@ from gymnasium import spaces
 from imitari.envs.registry import TaskSpec, import_extra, register
 
 TASKS: dict[str, str] = {
-    "reach": "move the gripper to a goal position",
-    "push": "push a puck to a goal position",
-    "pick-place": "pick up a puck and place it at a goal position",
-    "door-open": "open a door with a revolving joint",
-    "drawer-close": "push a drawer closed",
-    "button-press-topdown": "press a button from the top",
-    "window-open": "slide a window open",
-    "peg-insert-side": "insert a peg sideways into a hole",
     "assembly": "pick up a nut and place it onto a peg",
     "basketball": "dunk the basketball into the basket",
-    "shelf-place": "pick up a puck and place it onto a shelf",
+    "bin-picking": "grasp a puck and move it from one bin to the other",
+    "box-close": "grasp a lid and place it onto a box",
+    "button-press": "press a button from the front",
+    "button-press-topdown": "press a button from the top",
+    "button-press-topdown-wall": "press a button from the top, behind a short wall",
+    "button-press-wall": "press a button from the front, behind a short wall",
+    "coffee-button": "push the button of a coffee machine",
+    "coffee-pull": "pull a mug out from under a coffee machine",
+    "coffee-push": "push a mug under a coffee machine",
+    "dial-turn": "rotate a dial 180 degrees",
     "disassemble": "pick a nut off a peg",
+    "door-close": "close a door with a revolving joint",
+    "door-lock": "lock a door by rotating the lock clockwise",
+    "door-open": "open a door with a revolving joint",
+    "door-unlock": "unlock a door by rotating the lock counter-clockwise",
+    "drawer-close": "push a drawer closed",
+    "drawer-open": "pull a drawer open",
+    "faucet-close": "rotate a faucet clockwise",
+    "faucet-open": "rotate a faucet counter-clockwise",
+    "hammer": "hammer a screw into the wall",
+    "hand-insert": "move a puck into a hole in the table",
+    "handle-press": "press a handle down",
+    "handle-press-side": "press a handle down sideways",
+    "handle-pull": "pull a handle up",
+    "handle-pull-side": "pull a handle up sideways",
+    "lever-pull": "pull a lever up 90 degrees",
+    "peg-insert-side": "insert a peg sideways into a hole",
+    "peg-unplug-side": "unplug a peg sideways",
+    "pick-out-of-hole": "pick up a puck from a hole in the table",
+    "pick-place": "pick up a puck and place it at a goal position",
+    "pick-place-wall": "pick up a puck and place it at a goal position behind a wall",
+    "plate-slide": "slide a plate into a cabinet",
+    "plate-slide-back": "slide a plate out of a cabinet",
+    "plate-slide-back-side": "slide a plate sideways out of a cabinet",
+    "plate-slide-side": "slide a plate sideways into a cabinet",
+    "push": "push a puck to a goal position",
+    "push-back": "pull a puck back to a goal position",
+    "push-wall": "push a puck to a goal position behind a wall",
+    "reach": "move the gripper to a goal position",
+    "reach-wall": "move the gripper to a goal position behind a wall",
+    "shelf-place": "pick up a puck and place it onto a shelf",
+    "soccer": "kick a soccer ball into a goal",
+    "stick-pull": "grasp a stick and pull a box with it",
+    "stick-push": "grasp a stick and push a box with it",
+    "sweep": "sweep a puck off the table",
+    "sweep-into": "sweep a puck into a hole",
+    "window-close": "slide a window closed",
+    "window-open": "slide a window open",
 }
-"""Meta-World v3 env name (without "-v3") -> description: the `metaworld10` task set, then the
-two "very hard" tasks of the `metaworld-core` bench suite (shelf-place, disassemble)."""
+"""Every Meta-World v3 env name (without "-v3") -> a short description of the task. A literal,
+not read from metaworld, so that listing tasks needs no simulator installed; a test checks it
+against the envs that metaworld ships. Suites pick their tasks from it (BENCHMARKS.md:
+`metaworld10`, and `metaworld-core`'s two "very hard" tasks shelf-place and disassemble)."""
 
 MAX_STEPS = 500
 """Meta-World's `max_path_length`."""
