@@ -1,31 +1,39 @@
 """The benchmark table of `imitari bench`: rows in a CSV, rendered to markdown and a bar chart.
 
-The CSV is the record: one row per (task, policy) appended as soon as it is measured, so
-partial runs (one task, one policy at a time) and runs resumed after a kill add to the same
-table. The markdown and the PNG are redrawn from the whole CSV.
+The CSV is the record: one row per (task, policy, training seed) appended as soon as it is
+measured, so partial runs (one task, one policy, one seed at a time) and runs resumed after a
+kill add to the same table. The markdown and the PNG are redrawn from the whole CSV and show,
+per (task, policy), the mean success over training seeds and its spread: a single training
+run is one draw, and two policies can trade places from one seed to the next.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import os
+import statistics
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from imitari.eval.metrics import EvalSummary
+from imitari.eval.metrics import EvalSummary, wilson_interval
 
 EXPERT = "expert"
 """The policy column of the scripted expert's row."""
 
 FIELDS = [
-    "task", "policy", "episodes", "successes", "success_rate", "ci_low", "ci_high", "mean_return", "mean_length",
-    "behaviour_shares", "behaviour_entropy", "updates", "cpu_minutes", "budget_cpu_minutes", "params", "device",
-    "eval_seeds",
+    "task", "policy", "train_seed", "episodes", "successes", "success_rate", "ci_low", "ci_high", "mean_return",
+    "mean_length", "behaviour_shares", "behaviour_entropy", "updates", "reported_step", "reported_from",
+    "cpu_minutes", "budget_cpu_minutes", "params", "device", "eval_seeds",
 ]
-"""CSV columns. ci_low/ci_high: the 95% Wilson interval of the success rate; behaviour_shares:
-JSON {label: share} over the episodes that report a behaviour label (blank if none do);
-updates and cpu_minutes: gradient updates done and process CPU minutes spent in training."""
+"""CSV columns. train_seed: `TrainConfig.seed` of the run (blank for the expert; a CSV written
+before the column existed reads as seed 0); ci_low/ci_high: the 95% Wilson interval of the
+success rate; behaviour_shares: JSON {label: share} over the episodes that report a behaviour
+label (blank if none do); updates and cpu_minutes: gradient updates done and process CPU
+minutes spent in training; reported_step and reported_from: the step of the checkpoint that
+was evaluated, and whether it was the run's best by validation success or its latest."""
 
 
 def summary_row(task: str, policy: str, summary: EvalSummary, *, seeds: Sequence[int], **extra: Any) -> dict[str, Any]:
@@ -40,89 +48,204 @@ def summary_row(task: str, policy: str, summary: EvalSummary, *, seeds: Sequence
     }
 
 
-def read_rows(csv_path: Path) -> list[dict[str, str]]:
+def read_csv(csv_path: Path) -> list[dict[str, str]]:
+    """Every row of a CSV with a header line; [] when there is no file yet."""
     if not csv_path.exists():
         return []
     with csv_path.open(newline="") as f:
         return list(csv.DictReader(f))
 
 
-def append_row(csv_path: Path, row: dict[str, Any]) -> None:
-    """Append one row (writing the header first for a new file) and flush it to disk."""
+def append_csv(csv_path: Path, row: dict[str, Any], fields: Sequence[str]) -> None:
+    """Append one row with these columns (blank where missing), writing the header first for a
+    new file: the record a resumable measurement adds to as each result comes in."""
     new = not csv_path.exists()
     with csv_path.open("a", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=FIELDS)
+        writer = csv.DictWriter(f, fieldnames=list(fields))
         if new:
             writer.writeheader()
-        writer.writerow({key: row.get(key, "") for key in FIELDS})
+        writer.writerow({key: row.get(key, "") for key in fields})
 
 
-def ordered(rows: list[dict[str, str]], tasks: Sequence[str] = ()) -> list[dict[str, str]]:
-    """Rows grouped by task (in `tasks` order, then any others), the expert first in each."""
+def read_rows(csv_path: Path) -> list[dict[str, str]]:
+    """Every row, with the columns of `FIELDS` (those an older CSV lacks read as blank, and a
+    missing `train_seed` as 0 for trained rows)."""
+    rows = read_csv(csv_path)
+    for row in rows:
+        if row.get("train_seed") is None:
+            row["train_seed"] = "" if row["policy"] == EXPERT else "0"
+        for key in FIELDS:
+            row.setdefault(key, "")
+    return rows
+
+
+def _header(csv_path: Path) -> list[str]:
+    with csv_path.open(newline="") as f:
+        return next(csv.reader(f), [])
+
+
+def append_row(csv_path: Path, row: dict[str, Any]) -> None:
+    """Append one bench row. A CSV with older columns is first rewritten, atomically, with
+    today's header, so that old and new rows line up."""
+    if csv_path.exists() and _header(csv_path) != FIELDS:
+        tmp = csv_path.with_name(csv_path.name + ".tmp")
+        tmp.unlink(missing_ok=True)
+        for old in read_rows(csv_path):
+            append_csv(tmp, old, FIELDS)
+        os.replace(tmp, csv_path)
+    append_csv(csv_path, row, FIELDS)
+
+
+def row_key(row: dict[str, str]) -> tuple[str, str, str]:
+    """(task, policy, training seed): what a finished row stands for, to skip it on a rerun."""
+    return row["task"], row["policy"], row["train_seed"]
+
+
+@dataclass(frozen=True)
+class Group:
+    """The rows of one (task, policy): one per training seed (the expert has one row)."""
+
+    task: str
+    policy: str
+    rows: tuple[dict[str, str], ...]
+
+    @property
+    def expert(self) -> bool:
+        return self.policy == EXPERT
+
+    @property
+    def rates(self) -> list[float]:
+        return [float(r["success_rate"]) for r in self.rows]
+
+    @property
+    def mean(self) -> float:
+        return statistics.fmean(self.rates)
+
+    @property
+    def std(self) -> float | None:
+        """Sample standard deviation of the success rate over training seeds; None for one seed."""
+        return statistics.stdev(self.rates) if len(self.rows) > 1 else None
+
+    @property
+    def pooled(self) -> tuple[int, int]:
+        """(successes, episodes) summed over the seeds."""
+        return sum(int(r["successes"]) for r in self.rows), sum(int(r["episodes"]) for r in self.rows)
+
+    @property
+    def interval(self) -> tuple[float, float]:
+        """The error bar: min-max over training seeds, or one run's 95% Wilson interval."""
+        if len(self.rows) > 1:
+            return min(self.rates), max(self.rates)
+        return float(self.rows[0]["ci_low"]), float(self.rows[0]["ci_high"])
+
+    def column_mean(self, key: str, spec: str) -> str:
+        """The mean of a numeric column over the seeds, formatted; '-' where a row left it blank."""
+        values = [r[key] for r in self.rows]
+        return "-" if "" in values else format(statistics.fmean(float(v) for v in values), spec)
+
+
+def groups(rows: list[dict[str, str]], tasks: Sequence[str] = ()) -> list[Group]:
+    """Rows grouped by (task, policy): tasks in `tasks` order (then any others), the expert
+    first in each, then policies in the order first measured; seeds in increasing order."""
     order = list(tasks) + sorted({r["task"] for r in rows} - set(tasks))
     position = {task: i for i, task in enumerate(order)}
-    first_seen = {id(r): i for i, r in enumerate(rows)}
-    return sorted(rows, key=lambda r: (position[r["task"]], r["policy"] != EXPERT, first_seen[id(r)]))
+    first_seen: dict[tuple[str, str], int] = {}
+    members: dict[tuple[str, str], list[dict[str, str]]] = {}
+    for i, r in enumerate(rows):
+        first_seen.setdefault((r["task"], r["policy"]), i)
+        members.setdefault((r["task"], r["policy"]), []).append(r)
+    keys = sorted(members, key=lambda k: (position[k[0]], k[1] != EXPERT, first_seen[k]))
+    return [Group(task, policy, tuple(sorted(members[task, policy], key=lambda r: int(r["train_seed"] or 0))))
+            for task, policy in keys]
 
 
-def _pct(value: str) -> str:
-    return f"{100 * float(value):.0f}%"
+def _pct(value: float) -> str:
+    return f"{100 * value:.0f}%"
 
 
-def _shares(row: dict[str, str]) -> str:
-    if not row["behaviour_shares"]:
+def _shares(group: Group) -> str:
+    """Each behaviour label's share, averaged over the seeds that report labels."""
+    labelled = [json.loads(r["behaviour_shares"]) for r in group.rows if r["behaviour_shares"]]
+    if not labelled:
         return "-"
-    shares = json.loads(row["behaviour_shares"])
-    return ", ".join(f"{label}: {100 * share:.0f}%" for label, share in shares.items())
+    labels = sorted({label for shares in labelled for label in shares})
+    return ", ".join(f"{label}: {_pct(statistics.fmean(s.get(label, 0.0) for s in labelled))}" for label in labels)
 
 
-def markdown(rows: list[dict[str, str]], tasks: Sequence[str] = ()) -> str:
-    """The table in markdown; behaviour columns appear when some row has behaviour labels."""
+def _entropy(group: Group) -> str:
+    values = [float(r["behaviour_entropy"]) for r in group.rows if r["behaviour_entropy"]]
+    return f"{statistics.fmean(values):.2f}" if values else "-"
+
+
+def _reported(group: Group) -> str:
+    """Which checkpoints were evaluated: 'best @STEP' / 'latest' for one seed, counts for more."""
+    kinds = [r["reported_from"] for r in group.rows if r["reported_from"]]
+    if not kinds:
+        return "-"
+    if len(group.rows) == 1:
+        return f"best @{group.rows[0]['reported_step']}" if kinds[0] == "best" else kinds[0]
+    return ", ".join(f"{kind} x{kinds.count(kind)}" for kind in sorted(set(kinds)))
+
+
+def markdown(rows: list[dict[str, str]], tasks: Sequence[str] = (), *, split: str = "test") -> str:
+    """The table in markdown, one line per (task, policy): success pooled over the training
+    seeds (k/n = mean rate), its spread over seeds (min-max, std), the 95% Wilson interval of
+    the pooled episodes, and the training columns averaged over seeds; behaviour columns appear
+    when some row has behaviour labels. `split` names the evaluation seeds in the header."""
     behaviours = any(r["behaviour_shares"] for r in rows)
-    header = ["task", "policy", "success", "95% CI", "updates", "CPU-min", "params"]
+    header = ["task", "policy", "seeds", f"success ({split} seeds)", "min-max", "std", "95% CI", "updates",
+              "CPU-min", "params", "reported"]
     header += ["behaviour shares", "behaviour entropy"] if behaviours else []
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for r in ordered(rows, tasks):
-        expert = r["policy"] == EXPERT
+    for g in groups(rows, tasks):
+        successes, episodes = g.pooled
+        low, high = wilson_interval(successes, episodes)
+        spread = g.std is not None
         cells = [
-            r["task"], "expert (scripted)" if expert else f"`{r['policy']}`",
-            f"{r['successes']}/{r['episodes']} = {_pct(r['success_rate'])}", f"{_pct(r['ci_low'])}-{_pct(r['ci_high'])}",
-            "-" if expert else r["updates"], "-" if expert else f"{float(r['cpu_minutes']):.2f}",
-            "-" if expert else f"{int(r['params']):,}",
+            g.task, "expert (scripted)" if g.expert else f"`{g.policy}`", "-" if g.expert else str(len(g.rows)),
+            f"{successes}/{episodes} = {_pct(g.mean)}",
+            f"{_pct(min(g.rates))}-{_pct(max(g.rates))}" if spread else "-",
+            f"{100 * g.std:.1f} pts" if g.std is not None else "-", f"{_pct(low)}-{_pct(high)}",
+        ]
+        cells += ["-"] * 4 if g.expert else [
+            g.column_mean("updates", ".0f"), g.column_mean("cpu_minutes", ".2f"), g.column_mean("params", ",.0f"),
+            _reported(g),
         ]
         if behaviours:
-            entropy = r["behaviour_entropy"]
-            cells += [_shares(r), f"{float(entropy):.2f}" if entropy else "-"]
+            cells += [_shares(g), _entropy(g)]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 def bar_chart(rows: list[dict[str, str]], path: Path, tasks: Sequence[str] = (), *, title: str = "") -> Path:
-    """Success rate per policy with its 95% Wilson interval, one panel per task, expert in grey."""
+    """Mean success rate per policy over its training seeds, one panel per task, expert in grey.
+    The error bar spans the seeds' min-max, or for a single run its 95% Wilson interval."""
     from matplotlib.figure import Figure
 
-    rows = ordered(rows, tasks)
-    names = list(dict.fromkeys(r["task"] for r in rows))
-    groups = [[r for r in rows if r["task"] == task] for task in names]
-    height = sum(0.32 * len(g) + 0.8 for g in groups) + 0.5
+    by_task: dict[str, list[Group]] = {}
+    for g in groups(rows, tasks):
+        by_task.setdefault(g.task, []).append(g)
+    height = sum(0.32 * len(g) + 0.8 for g in by_task.values()) + 0.5
     fig = Figure(figsize=(7.5, max(2.5, height)))
-    axes = fig.subplots(len(groups), 1, squeeze=False, gridspec_kw={"height_ratios": [len(g) for g in groups]})
-    for ax, task, group in zip(axes[:, 0], names, groups):
-        rates = [float(r["success_rate"]) for r in group]
-        errors = [[rate - float(r["ci_low"]) for rate, r in zip(rates, group)],
-                  [float(r["ci_high"]) - rate for rate, r in zip(rates, group)]]
-        colours = ["0.6" if r["policy"] == EXPERT else "tab:blue" for r in group]
+    axes = fig.subplots(len(by_task), 1, squeeze=False,
+                        gridspec_kw={"height_ratios": [len(g) for g in by_task.values()]})
+    for ax, (task, group) in zip(axes[:, 0], by_task.items()):
+        means = [g.mean for g in group]
+        errors = [[m - g.interval[0] for m, g in zip(means, group)], [g.interval[1] - m for m, g in zip(means, group)]]
+        colours = ["0.6" if g.expert else "tab:blue" for g in group]
         y = list(range(len(group)))[::-1]
-        ax.barh(y, rates, xerr=errors, color=colours, capsize=3, height=0.7)
-        ax.set_yticks(y, ["expert (scripted)" if r["policy"] == EXPERT else r["policy"] for r in group], fontsize=8)
-        for yi, rate, r in zip(y, rates, group):
-            inside = float(r["ci_high"]) > 0.85  # no room right of the interval: write on the bar
-            ax.text(0.01 if inside else float(r["ci_high"]) + 0.01, yi, f"{100 * rate:.0f}%", va="center",
+        ax.barh(y, means, xerr=errors, color=colours, capsize=3, height=0.7)
+        labels = ["expert (scripted)" if g.expert else g.policy + (f" ({len(g.rows)} seeds)" if len(g.rows) > 1 else "")
+                  for g in group]
+        ax.set_yticks(y, labels, fontsize=8)
+        for yi, m, g in zip(y, means, group):
+            inside = g.interval[1] > 0.85  # no room right of the error bar: write on the bar
+            ax.text(0.01 if inside else g.interval[1] + 0.01, yi, _pct(m), va="center",
                     fontsize=7, color="white" if inside else "black")
         ax.set_xlim(0, 1)
         ax.set_title(task, fontsize=9)
         ax.grid(axis="x", alpha=0.3)
-    axes[-1, 0].set_xlabel("success rate (95% Wilson interval)")
+    axes[-1, 0].set_xlabel("success rate: mean over training seeds (bars: min-max over seeds; one seed: 95% Wilson)")
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
