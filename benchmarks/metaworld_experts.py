@@ -78,7 +78,8 @@ def main() -> None:
     table = markdown(read_csv(csv_path))
     (out / "results.md").write_text(
         f"# Meta-World v3 scripted experts\n\nEach task's expert (`metaworld.policies`) on fresh layouts, "
-        f"seeds {seeds[0]}-{seeds[-1]}; an episode ends at the first success (500-step cap). Made by "
+        f"seeds {seeds[0]}-{seeds[-1]}; an episode ends at the first success (500-step cap; a failed "
+        f"episode counts 500 steps in the mean length). Made by "
         f"`python benchmarks/metaworld_experts.py --episodes {len(seeds)} --seed-start {seeds[0]}`.\n\n{table}\n"
     )
     print(table)

@@ -61,7 +61,7 @@ def test_registry_lists_every_v3_env_metaworld_ships() -> None:
 
 
 EXPERT_SAMPLE = ["button-press-wall", "coffee-push", "dial-turn", "door-unlock", "faucet-open", "handle-pull-side",
-                 "plate-slide-back", "reach-wall", "sweep-into", "window-close"]
+                 "plate-slide-back", "reach-wall", "sweep", "window-close"]
 """Tasks beyond metaworld10, one per family, whose experts solve each of seeds 1000-1002 within
 about 150 steps (results/metaworld_experts/results.md measures all 50 on 20 seeds)."""
 
