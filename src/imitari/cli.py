@@ -49,6 +49,15 @@ def _cmd_data_split(args: argparse.Namespace) -> None:
     print(f"{args.path}: filter keys " + ", ".join(f"{k} ({len(v)} episodes)" for k, v in keys.items()))
 
 
+def _cmd_data_convert(args: argparse.Namespace) -> None:
+    from imitari.data.formats import convert
+
+    done = convert(args.src, args.dst, to=args.to, env=args.env)
+    for line in done.warnings:
+        print(f"imitari data convert: warning: {line}", file=sys.stderr)
+    print(f"{args.src} ({done.src_format}) -> {done.path} ({done.dst_format}): {done.episodes} episodes, {done.steps} steps")
+
+
 def _cmd_train(args: argparse.Namespace, extra: list[str]) -> None:
     from imitari.learners.loop import resume, train
 
@@ -148,6 +157,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_cmd_data_split)
 
+    p = data.add_parser("convert", help="convert between imitari, LeRobot v3.0, robomimic HDF5 and Minari (docs/formats.md)")
+    p.add_argument("src", help="dataset to read (format detected)")
+    p.add_argument("dst", help="new path to write")
+    p.add_argument("--to", required=True, choices=["imitari", "lerobot", "robomimic", "minari"])
+    p.add_argument("--env", help="imitari task of the episodes, when the source does not name one")
+    p.set_defaults(func=_cmd_data_convert)
     p = sub.add_parser(
         "train",
         help="train a policy on a dataset",
