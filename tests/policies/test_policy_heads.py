@@ -86,6 +86,21 @@ def test_config_defaults_and_errors() -> None:
         BCConfig(head="gmm", loss="l1")
     with pytest.raises(ConfigError, match="sample_actions needs a stochastic head"):
         BCConfig(sample_actions=True)
+    with pytest.raises(ConfigError, match="squash applies to the deterministic head only"):
+        BCConfig(head="gmm", squash=True)
+    with pytest.raises(ConfigError, match="obs_norm must be one of"):
+        BCConfig(obs_norm="minmax")  # type: ignore[arg-type]
+
+
+def test_squashed_head_regresses_through_tanh_and_stays_in_bounds(stats: dict) -> None:
+    policy = bc(stats, squash=True)
+    batch = synthetic_windows(6, obs_horizon=2, action_horizon=8, seed=0)
+    out = torch.tanh(policy.net(policy.encode_obs(batch["obs"])).unflatten(1, (8, 2)))
+    assert torch.equal(policy.loss(batch)[0], torch.nn.functional.mse_loss(out, policy.normalize_actions(batch["action"])))
+    with torch.no_grad():
+        policy.net[-1].bias.fill_(100.0)  # a huge pre-activation still predicts the normalised bound
+        chunk = policy.normalize_actions(policy.predict_chunk(batch["obs"]))
+    assert torch.allclose(chunk, torch.ones_like(chunk))
 
 
 def test_deterministic_head_is_the_plain_regressor(stats: dict) -> None:

@@ -79,3 +79,12 @@ def test_limits_floor_keeps_jitter_small_and_survives_json() -> None:
     again = Normalizer.from_json(json.loads(json.dumps(norm.to_json())))
     assert again.floors == {"obs.state": 0.01} and torch.equal(again.normalize("obs.state", torch.ones(2)),
                                                                 norm.normalize("obs.state", torch.ones(2)))
+
+
+def test_none_is_the_identity_on_every_dimension() -> None:
+    norm = Normalizer(STATS, modes={"obs.state": "none", "action": "none"})
+    x = torch.tensor([[7.0, -3.0, 0.25]])
+    assert torch.equal(norm.normalize("obs.state", x), x), "constant dims too: 'none' changes nothing"
+    assert torch.equal(norm.unnormalize("obs.state", x), x)
+    assert norm.to_json()["action"]["mode"] == "none"
+    assert Normalizer.from_json(norm.to_json()).modes == {"obs.state": "none", "action": "none"}

@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -32,6 +32,7 @@ from imitari.data.split import filter_ids
 from imitari.data.store import Dataset
 from imitari.data.windows import WindowSampler
 from imitari.learners.checkpoint import (
+    BEST,
     resume_states,
     save_checkpoint,
     write_json_atomic,
@@ -67,6 +68,11 @@ class TrainConfig:
     """Linear warm-up, then cosine decay to zero at `steps` or, with a CPU budget, at whichever
     of `steps` and the budget runs out first (the decay follows the fraction of the budget
     spent, so it ends at zero without knowing in advance how many updates will fit)."""
+    lr_schedule: Literal["cosine", "constant"] = "cosine"
+    """After the warm-up: "cosine" decay to zero (as above), or "constant" (robomimic's default)."""
+    sampling: Literal["uniform", "epochs"] = "uniform"
+    """How a batch's windows are drawn: "uniform" over all steps with replacement, or "epochs":
+    every step once per pass in a fresh order (robomimic's and LeRobot's data loaders)."""
     grad_clip: float = 10.0
     """Clip the global gradient norm to this (0 disables)."""
     ema_power: float = 0.75
@@ -81,7 +87,16 @@ class TrainConfig:
     """Also checkpoint once this many CPU-seconds passed since the last one (0: only by steps),
     so a killed run loses at most about this much work."""
     eval_every: int = 0
-    """Evaluate in the simulator every this many steps (0: never during training)."""
+    """Evaluate in the simulator every this many steps (0: never during training), on validation
+    seeds (`imitari.eval.seeds`), never on the seeds results are reported on."""
+    eval_every_cpu_seconds: float = 0.0
+    """Also evaluate once this many CPU-seconds of training passed since the last evaluation
+    (0: only by steps); policies that update at very different rates then get evaluated
+    equally often under one CPU budget."""
+    keep_best: bool = True
+    """With periodic evaluation: keep the checkpoint of highest validation success (then mean
+    return) in `<run>/best/`, which `imitari eval` and `imitari bench` report (robomimic keeps
+    the best by rollout success), so a long run cannot overfit the reported policy."""
     eval_episodes: int = 10
     num_envs: int = 8
     device: str = "auto"
@@ -94,7 +109,8 @@ class TrainConfig:
         check_types(self)
         for name in ("steps", "batch_size", "log_every", "ckpt_every", "eval_episodes", "num_envs"):
             check_number(self, name, ge=1)
-        for name in ("warmup_steps", "seed", "eval_every", "weight_decay", "grad_clip", "ckpt_every_cpu_seconds"):
+        for name in ("warmup_steps", "seed", "eval_every", "weight_decay", "grad_clip", "ckpt_every_cpu_seconds",
+                     "eval_every_cpu_seconds"):
             check_number(self, name, ge=0)
         check_number(self, "budget_cpu_minutes", gt=0, optional=True)
         check_number(self, "lr", gt=0, le=1, optional=True)  # AdamW above 1 only makes weights blow up
@@ -127,11 +143,14 @@ def ema_decay(step: int, *, power: float, max_decay: float) -> float:
     return min(max_decay, max(0.0, 1.0 - (1.0 + step) ** -power))
 
 
-def lr_factor(step: int, *, warmup: int, total: int, spent: float = 0.0) -> float:
-    """Linear warm-up over `warmup` steps, then cosine decay to zero; the decay's progress is
-    the further along of the steps after warm-up and `spent`, the fraction of a budget used."""
+def lr_factor(step: int, *, warmup: int, total: int, spent: float = 0.0, schedule: str = "cosine") -> float:
+    """Linear warm-up over `warmup` steps, then cosine decay to zero (or a constant 1); the
+    decay's progress is the further along of the steps after warm-up and `spent`, the fraction
+    of a budget used."""
     if step < warmup:
         return (step + 1) / warmup
+    if schedule == "constant":
+        return 1.0
     progress = max((step - warmup) / max(1, total - warmup), spent)
     return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
@@ -203,7 +222,8 @@ class Trainer:
         self.budget_seconds = None if train_cfg.budget_cpu_minutes is None else 60.0 * train_cfg.budget_cpu_minutes
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer,
-            lambda s: lr_factor(s, warmup=train_cfg.warmup_steps, total=train_cfg.steps, spent=self.budget_spent()),
+            lambda s: lr_factor(s, warmup=train_cfg.warmup_steps, total=train_cfg.steps, spent=self.budget_spent(),
+                              schedule=train_cfg.lr_schedule),
         )
         self.ema: dict[str, torch.Tensor] | None = (
             {k: v.detach().clone() for k, v in self.policy.state_dict().items()} if policy_cfg.ema else None
@@ -276,8 +296,7 @@ class Trainer:
     # --- one update --------------------------------------------------------------------
     def update(self) -> dict[str, float]:
         t0 = time.perf_counter()
-        rng = np.random.default_rng([self.cfg.seed, self.step])
-        batch = _to_torch(self.sampler.sample(self.cfg.batch_size, rng), self.device)
+        batch = _to_torch(self.sampler.gather(self.batch_steps(self.step)), self.device)
         t1 = time.perf_counter()
         torch.manual_seed(self.cfg.seed * 1_000_003 + self.step)
         self.policy.train()
@@ -313,6 +332,20 @@ class Trainer:
             "update_time": t2 - t1,
         }
 
+    def batch_steps(self, step: int) -> np.ndarray:
+        """The current steps of update `step`'s windows, a function of (seed, step) alone: drawn
+        uniformly, or ("epochs") positions step*B .. step*B+B-1 of a sequence of passes, each a
+        permutation of all steps seeded by (seed, pass)."""
+        if self.cfg.sampling == "uniform":
+            return self.sampler.draw(self.cfg.batch_size, np.random.default_rng([self.cfg.seed, step]))
+        steps, size = self.sampler.steps, self.cfg.batch_size
+        passes, index = np.divmod(np.arange(step * size, (step + 1) * size), len(steps))
+        out = np.empty(size, dtype=np.int64)
+        for p in np.unique(passes):
+            order = np.random.default_rng([self.cfg.seed, int(p), 11]).permutation(len(steps))
+            out[passes == p] = steps[order[index[passes == p]]]
+        return out
+
     @torch.no_grad()
     def _update_ema(self, decay: float) -> None:
         """ema = decay * ema + (1 - decay) * weights, in a few fused kernels."""
@@ -337,20 +370,57 @@ class Trainer:
         return float(np.mean(losses))
 
     def evaluate(self, episodes: int) -> dict[str, float]:
-        from imitari.eval.rollout import eval_seeds, evaluate
+        """Success and return of the inference weights on `episodes` validation seeds, stepped in
+        this process so the CPU it costs counts against a CPU budget like the updates do."""
         from imitari.eval.metrics import summarize
+        from imitari.eval.rollout import evaluate
+        from imitari.eval.seeds import validation_seeds
 
         if not self.dataset.env:
             return {}
         results, _ = evaluate(
             self.inference_policy(),
             self.dataset.env,
-            seeds=eval_seeds(episodes, exclude=self.dataset.episode_seeds),
-            num_envs=self.cfg.num_envs,
+            seeds=validation_seeds(episodes, exclude=self.dataset.episode_seeds),
+            num_envs=min(self.cfg.num_envs, episodes),
+            workers=1,
             progress=False,
         )
         summary = summarize(results)
         return {"eval/success_rate": summary.success_rate, "eval/mean_return": summary.mean_return}
+
+    def _eval_due(self, last_eval: float) -> bool:
+        """Whether to evaluate after this update: every `eval_every` steps, every
+        `eval_every_cpu_seconds`, and once at the end of a run that evaluates periodically."""
+        cfg = self.cfg
+        by_steps = cfg.eval_every > 0 and self.step % cfg.eval_every == 0
+        by_cpu = 0 < cfg.eval_every_cpu_seconds <= self.cpu_seconds - last_eval
+        periodic = cfg.eval_every > 0 or cfg.eval_every_cpu_seconds > 0
+        return by_steps or by_cpu or (periodic and self.finished())
+
+    def _selection_path(self) -> Path:
+        return self.run_dir / BEST / "selection.json"
+
+    def _evaluate_and_keep(self, logger: MetricsLogger) -> None:
+        """Evaluate now, log it, and (with `keep_best`) save the weights to `<run>/best/` when
+        they beat every earlier evaluation of the run (success first, then mean return)."""
+        metrics = self.evaluate(self.cfg.eval_episodes)
+        if not metrics:
+            return
+        logger.log(self.step, metrics)
+        path = self._selection_path()
+        record = json.loads(path.read_text()) if path.is_file() else {"best": None, "evaluations": []}
+        score = [metrics["eval/success_rate"], metrics["eval/mean_return"]]
+        record["evaluations"] = [e for e in record["evaluations"] if e["step"] < self.step]
+        record["evaluations"].append({"step": self.step, "score": score, "cpu_seconds": round(self.cpu_seconds, 2)})
+        best = record["best"]
+        if self.cfg.keep_best and (best is None or score > best["score"]):  # strictly better, as robomimic
+            save_checkpoint(self.run_dir / BEST, self.step, config=self.config_dict(),
+                            inference_state=self.inference_state(), normalizer=self.policy.normalizer.to_json(),
+                            train_state=None, keep=1)
+            record["best"] = {"step": self.step, "score": score}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(path, record)
 
     # --- the loop ----------------------------------------------------------------------
     def run(self, *, resume: bool = False) -> Path:
@@ -369,6 +439,7 @@ class Trainer:
         window: list[dict[str, float]] = []
         start, start_step = time.perf_counter(), self.step
         cpu_start, cpu_base, last_save = cpu_clock(), self.cpu_seconds, self.cpu_seconds
+        last_eval = self.cpu_seconds
         try:
             while not self.finished():
                 window.append(self.update())
@@ -384,8 +455,9 @@ class Trainer:
                     logger.log(self.step, means)
                     bar.set_postfix(loss=f"{means['loss']:.4f}")
                     window = []
-                if self.cfg.eval_every and self.step % self.cfg.eval_every == 0:
-                    logger.log(self.step, self.evaluate(self.cfg.eval_episodes))
+                if self._eval_due(last_eval):
+                    self._evaluate_and_keep(logger)
+                    self.cpu_seconds = last_eval = cpu_base + cpu_clock() - cpu_start
                 timed = 0 < self.cfg.ckpt_every_cpu_seconds <= self.cpu_seconds - last_save
                 if (self.step % self.cfg.ckpt_every == 0 or timed) and not self.finished():
                     self.save()
@@ -431,7 +503,7 @@ def resume(run_dir: str | Path, overrides: dict[str, Any] | None = None) -> Path
         raise ConfigError(f"{run_dir} is not a run directory (no config.json)")
     saved = json.loads(config_path.read_text())
     raw = {k: v for k, v in saved.items() if k not in ("imitari_version", "shapes", "dataset", "task")}
-    allowed = {"steps", "budget_cpu_minutes", "progress", "eval_every", "eval_episodes", "num_envs", "threads", "device"}
+    allowed = {"steps", "budget_cpu_minutes", "progress", "eval_every", "eval_every_cpu_seconds", "eval_episodes", "num_envs", "threads", "device"}
     for key, value in (overrides or {}).items():
         if key not in allowed:
             raise ConfigError(f"cannot change '{key}' when resuming (allowed: {', '.join(sorted(allowed))})")

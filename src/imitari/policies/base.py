@@ -40,7 +40,7 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, get_args
 
 import numpy as np
 import torch
@@ -92,11 +92,19 @@ class PolicyConfig:
     obs_range_floor: float = 0.01
     """Smallest half-width the "limits" normaliser stretches an observation dimension by, so
     near-constant dimensions (physics jitter) are not magnified into full-scale inputs."""
+    obs_norm: NormMode = "limits"
+    """Normalisation of every `obs.<key>` feature: "limits" ([min, max] -> [-1, 1]), "gaussian"
+    (zero mean, unit std) or "none" (`Normalizer`; docs/generalisation.md compares them)."""
+    action_norm: NormMode = "limits"
+    """Normalisation of the `action` feature (the targets the network regresses or denoises)."""
 
     def __post_init__(self) -> None:
         for name in ("obs_horizon", "action_horizon", "exec_horizon"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1 (got {getattr(self, name)})")
+        for name in ("obs_norm", "action_norm"):
+            if getattr(self, name) not in get_args(NormMode):
+                raise ConfigError(f"{name} must be one of {list(get_args(NormMode))} (got {getattr(self, name)!r})")
         if self.obs_range_floor < 0:
             raise ConfigError(f"obs_range_floor must be >= 0 (got {self.obs_range_floor})")
         if self.seed < 0:
@@ -211,10 +219,6 @@ class Policy(nn.Module, ABC):
 
     default_lr: ClassVar[float] = 1e-4
     """Learning rate the trainer uses when the run config leaves `lr` unset."""
-    obs_norm: ClassVar[NormMode] = "limits"
-    """Normalisation of every `obs.<key>` feature (see `Normalizer`)."""
-    action_norm: ClassVar[NormMode] = "limits"
-    """Normalisation of the `action` feature; targets live in [-1, 1] by default."""
 
     def __init__(self, config: PolicyConfig, *, shapes: Shapes, stats: Mapping[str, Mapping[str, Any]]) -> None:
         super().__init__()
@@ -223,8 +227,8 @@ class Policy(nn.Module, ABC):
         self.action_dim = shapes.action_dim
         features = {f"obs.{key}": shape for key, shape in sorted(shapes.obs.items())}
         features["action"] = shapes.action
-        modes: dict[str, NormMode] = {name: self.obs_norm for name in features}
-        modes["action"] = self.action_norm
+        modes: dict[str, NormMode] = {name: config.obs_norm for name in features}
+        modes["action"] = config.action_norm
         floors = {name: config.obs_range_floor for name in features if name != "action"}
         self.normalizer = Normalizer(stats, modes=modes, floors=floors)
         for name, shape in features.items():

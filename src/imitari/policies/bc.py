@@ -53,6 +53,8 @@ class HeadConfig(PolicyConfig):
     too small for scripted data whose actions sit on exact values)."""
     sample_actions: bool = False
     """Act with samples of a stochastic head instead of its mean / most likely mode."""
+    squash: bool = False
+    """tanh on the deterministic head's normalised output (robomimic's BC), bounding it to [-1, 1]."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -68,6 +70,8 @@ class HeadConfig(PolicyConfig):
             raise ConfigError(
                 f"loss={self.loss!r} applies to the deterministic head only; the {self.head} head trains on its NLL"
             )
+        if self.squash and self.head != "deterministic":
+            raise ConfigError(f"squash applies to the deterministic head only (head is {self.head!r})")
         if self.sample_actions and self.head == "deterministic":
             raise ConfigError("sample_actions needs a stochastic head (head='gaussian' or 'gmm')")
 
@@ -90,6 +94,7 @@ class HeadPolicy(Policy):
             loss=config.loss,
             num_modes=config.num_modes,
             min_std=config.min_std,
+            squash=config.squash,
         )
 
     @abstractmethod

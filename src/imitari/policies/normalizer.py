@@ -7,7 +7,10 @@ Each feature gets an affine map `x_norm = (x - center) / half` with, per mode:
 - "limits": center = (max + min) / 2, half = (max - min) / 2, so [min, max] -> [-1, 1]
   (Diffusion Policy's and LeRobot's default);
 - "gaussian": center = mean, half = max(std, STD_FLOOR), zero mean and unit variance
-  (robomimic's observation normalisation; the floor keeps near-constant dimensions finite).
+  (robomimic's optional observation normalisation; the floor keeps near-constant dimensions finite);
+- "none": the identity (robomimic's default for low-dim observations and actions). Raw
+  Meta-World positions are in metres, all within [-1, 1], and a layout that falls outside the
+  few demonstrations' range stays a small input change instead of a many-fold one.
 
 A feature may carry a `floor` on the half-width used by "limits": a dimension that varies by
 less than 2 * floor (a resting object's quaternion jittering by 1e-3, say) is then not magnified
@@ -33,7 +36,7 @@ import numpy as np
 import torch
 from torch import nn
 
-NormMode = Literal["limits", "gaussian"]
+NormMode = Literal["limits", "gaussian", "none"]
 STAT_KEYS = ("mean", "std", "min", "max")
 CONSTANT_EPS = 1e-6
 """A dimension whose max - min is below this is treated as constant."""
@@ -107,8 +110,11 @@ class Normalizer(nn.Module):
         return getattr(self._stats[self._key(name)], key)
 
     def _affine(self, name: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(center, half, 1 / half) of a feature, with half = 1 / half = 0 on constant dims."""
+        """(center, half, 1 / half) of a feature, with half = 1 / half = 0 on constant dims
+        (except in mode "none", the identity)."""
         lo, hi = self.stat(name, "min"), self.stat(name, "max")
+        if self.modes[name] == "none":
+            return torch.zeros_like(lo), torch.ones_like(lo), torch.ones_like(lo)
         if self.modes[name] == "limits":
             center, half = (hi + lo) / 2, ((hi - lo) / 2).clamp_min(self.floors[name])
         else:

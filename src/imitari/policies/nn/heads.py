@@ -24,10 +24,11 @@ Choices, and why they differ from robomimic's defaults:
   maximised by needle-thin modes on those values that ignore the observation, and gradient
   norms reach 1e6-1e8 (shared/SIMULATORS.md). A 0.01 floor bounds the per-dimension NLL below
   by log(0.01) + log(2 pi) / 2 ~ -3.7 and the gradient w.r.t. a mean by |error| / 1e-4.
-- The means are *not* tanh-squashed (robomimic squashes them by default). The "limits"
-  normaliser already maps the demonstrations into [-1, 1], and targets lie exactly on +-1;
-  a tanh would need unbounded pre-activations to reach them, while a linear mean reaches them
-  like the deterministic head does.
+- The Gaussian and GMM means are *not* tanh-squashed (robomimic squashes them by default). The
+  "limits" normaliser already maps the demonstrations into [-1, 1], and targets lie exactly on
+  +-1; a tanh would need unbounded pre-activations to reach them, while a linear mean reaches
+  them like the deterministic head does. The deterministic head squashes when asked
+  (`squash=True`, robomimic's BC); docs/generalisation.md measures what that changes.
 - The NLL is averaged over the chunk's Ta * A dimensions (the joint log-density divided by
   Ta * A), so the loss scale, and hence a good learning rate, does not grow with the chunk.
 
@@ -96,11 +97,12 @@ class ActionHead(nn.Module, ABC):
 class DeterministicHead(ActionHead):
     """Plain regression of the chunk with an L2 or L1 loss (robomimic's BC)."""
 
-    def __init__(self, horizon: int, action_dim: int, *, loss: Literal["l2", "l1"] = "l2") -> None:
+    def __init__(self, horizon: int, action_dim: int, *, loss: Literal["l2", "l1"] = "l2", squash: bool = False) -> None:
         super().__init__(horizon, action_dim)
         if loss not in ("l2", "l1"):
             raise ValueError(f"loss must be 'l2' or 'l1' (got {loss!r})")
         self.loss_kind = loss
+        self.squash = squash
 
     @property
     def param_dim(self) -> int:
@@ -108,10 +110,11 @@ class DeterministicHead(ActionHead):
 
     def loss(self, params: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
         fn = F.mse_loss if self.loss_kind == "l2" else F.l1_loss
-        return fn(self._chunk(params), target), {}
+        return fn(self.predict(params), target), {}
 
     def predict(self, params: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
-        return self._chunk(params)
+        chunk = self._chunk(params)
+        return torch.tanh(chunk) if self.squash else chunk
 
 
 class GaussianHead(ActionHead):
@@ -235,10 +238,12 @@ def make_head(
     loss: Literal["l2", "l1"] = "l2",
     num_modes: int = 5,
     min_std: float = 0.01,
+    squash: bool = False,
 ) -> ActionHead:
-    """The head `kind` ("deterministic", "gaussian" or "gmm") for chunks of `horizon` x `action_dim`."""
+    """The head `kind` ("deterministic", "gaussian" or "gmm") for chunks of `horizon` x `action_dim`;
+    `squash` (tanh) applies to the deterministic head only."""
     if kind == "deterministic":
-        return DeterministicHead(horizon, action_dim, loss=loss)
+        return DeterministicHead(horizon, action_dim, loss=loss, squash=squash)
     if kind == "gaussian":
         return GaussianHead(horizon, action_dim, min_std=min_std)
     if kind == "gmm":

@@ -1,0 +1,112 @@
+"""Why robomimic's plain BC beat imitari's on few demos: one difference at a time, and sweeps of
+candidate defaults over several tasks.
+
+The built-in rows start from imitari's BC set up like robomimic 0.3.0's default BC (MLP
+1024x1024, one observation, one action, no observation or action normalisation, tanh output,
+Adam 1e-4 constant, batch 100, every step once per epoch, no gradient clipping, 10k updates)
+and switch one setting at a time back to imitari's old default. `--rows-file` (YAML: label ->
+train config, as `imitari train --config` reads) sweeps other configurations instead. Every
+row trains on each dataset with each training seed and is evaluated on the same seeds; rows
+are appended to `<out>/results.csv` as they finish and a rerun skips finished ones, so a killed
+sweep resumes. Evaluate on validation seeds (2000+) to choose, on test seeds (1000+) to report.
+
+    python benchmarks/bc_ablation.py --data data/shelf-place --out results/bc_ablation --seed-start 2000
+    python benchmarks/bc_ablation.py --data data/shelf-place,data/disassemble \\
+        --rows-file benchmarks/configs/bc_defaults.yaml --out results/bc_defaults --seed-start 2000
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import time
+from pathlib import Path
+
+import torch
+
+from imitari.config import load_file
+from imitari.eval import bench_table
+from imitari.eval.metrics import format_summary, summarize
+from imitari.eval.rollout import evaluate
+from imitari.data.store import Dataset
+from imitari.learners.checkpoint import find_checkpoint, load_policy, load_train_state, read_checkpoint_config, reported_checkpoint
+from imitari.learners.loop import train
+
+ROBOMIMIC = {
+    "steps": 10_000, "batch_size": 100, "lr": 1e-4, "weight_decay": 0.0, "warmup_steps": 0,
+    "lr_schedule": "constant", "sampling": "epochs", "grad_clip": 0.0,
+    "policy": {"name": "bc", "hidden": "1024,1024", "obs_horizon": 1, "action_horizon": 1, "exec_horizon": 1,
+               "obs_norm": "none", "action_norm": "none", "squash": True},
+}
+"""imitari's BC with robomimic 0.3.0's default BC settings."""
+
+OLD = {"obs_norm": "limits", "action_norm": "limits", "squash": False, "lr_schedule": "cosine",
+       "sampling": "uniform", "grad_clip": 10.0, "weight_decay": 1e-6}
+"""imitari's previous default of each setting the rows switch."""
+
+POLICY_FIELDS = {"obs_norm", "action_norm", "squash", "obs_range_floor"}
+
+
+def variant(changes: dict) -> dict:
+    config = {**ROBOMIMIC, "policy": dict(ROBOMIMIC["policy"])}
+    for key, value in changes.items():
+        (config["policy"] if key in POLICY_FIELDS else config)[key] = value
+    return config
+
+
+ABLATION: dict[str, dict] = {
+    "robomimic settings": variant({}),
+    **{f"{key}={value}": variant({key: value}) for key, value in OLD.items()},
+    "all old settings": variant(OLD),
+    "all old, obs_range_floor=1": variant({**OLD, "obs_range_floor": 1.0}),
+}
+
+
+def run_row(label: str, config: dict, data: str, run: Path, seed: int, seeds: list[int], threads: int) -> dict:
+    """Train one row on one dataset (afresh), evaluate its reported checkpoint; the CSV row."""
+    shutil.rmtree(run, ignore_errors=True)
+    start = time.process_time()
+    train({**config, "data": data, "out": str(run), "seed": seed, "progress": False, "threads": threads})
+    cpu = time.process_time() - start
+    ckpt = reported_checkpoint(run)
+    task = read_checkpoint_config(ckpt)["task"]
+    policy = load_policy(ckpt)
+    results, _ = evaluate(policy, task, seeds=seeds, num_envs=10, progress=False)
+    summary = summarize(results)
+    print(f"{task} / {label}: {format_summary(summary)}", flush=True)
+    return bench_table.summary_row(
+        task, label, summary, seeds=seeds, train_seed=seed, reported_step=int(ckpt.name.rsplit("_", 1)[1]),
+        updates=int(load_train_state(find_checkpoint(run))["step"]),
+        cpu_minutes=round(cpu / 60, 2), params=policy.num_parameters())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", required=True, help="comma-separated imitari datasets")
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--seed-start", type=int, default=2000)
+    parser.add_argument("--episodes", type=int, default=50)
+    parser.add_argument("--train-seeds", default="0")
+    parser.add_argument("--rows", default=None, help="';'-separated row labels, in order (default: all)")
+    parser.add_argument("--rows-file", default=None, help="YAML: label -> train config (instead of the ablation)")
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    rows = load_file(args.rows_file) if args.rows_file else ABLATION
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    csv_path = out / "results.csv"
+    seeds = list(range(args.seed_start, args.seed_start + args.episodes))
+    done = {(r["task"], r["policy"], r.get("train_seed") or "0") for r in bench_table.read_rows(csv_path)}
+    for label in args.rows.split(";") if args.rows else list(rows):
+        for data in args.data.split(","):
+            for seed in map(int, args.train_seeds.split(",")):
+                if (Dataset.open(data).env, label, str(seed)) in done:
+                    continue
+                run = out / "runs" / Path(data).name / f"{re.sub(r'[^A-Za-z0-9.]+', '_', label)}-s{seed}"
+                bench_table.append_row(csv_path, run_row(label, rows[label], data, run, seed, seeds, args.threads))
+
+
+if __name__ == "__main__":
+    main()

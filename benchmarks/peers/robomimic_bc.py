@@ -1,0 +1,153 @@
+"""robomimic 0.3.0's BC, trained by robomimic's own train.py on an imitari dataset, evaluated on
+imitari's env with the same seeds as imitari's policies.
+
+Run it with the peer venv's python (made by `benchmarks/peers/robomimic_venv.sh`):
+
+    ~/.cache/imitari-peers/robomimic/bin/python benchmarks/peers/robomimic_bc.py \\
+        --data data/shelf-place --out results/peers/robomimic_bc/shelf-place --seed-start 1000
+
+What it does: writes the demos as a robomimic HDF5 file (`data/demo_i/{obs/state,
+next_obs/state, actions, rewards, dones}`, `data` attrs `total` and `env_args`), writes a
+config from robomimic's own `config_factory("bc")` defaults (MLP 1024x1024, L2 loss, Adam 1e-4
+constant, batch 100, 100 steps per epoch, no observation normalisation) with only the run
+length, the output folder, the seed and the observation key changed, trains with
+`python -m robomimic.scripts.train`, loads the last checkpoint with robomimic's
+`policy_from_checkpoint` and rolls its `RolloutPolicy` out in `imitari.eval.rollout.evaluate`.
+What differs from robomimic's own runs: rollouts during training are off (robomimic would keep
+the checkpoint with the best rollout success on its own rollout seeds; here the last one is
+evaluated, as for imitari's rows), and the env is imitari's Meta-World wrapper (terminate at
+success, 500 steps), not a robomimic env class. Rows are appended to `<out>/results.csv`; a
+finished (seed, run) is skipped on rerun.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def write_hdf5(data_dir: str, path: Path) -> str:
+    """The imitari dataset as a robomimic HDF5 file; returns its task name."""
+    import h5py
+
+    from imitari.data.store import Dataset
+
+    ds = Dataset.open(data_dir)
+    arrays = ds.arrays()
+    obs, actions = np.asarray(arrays["obs.state"]), np.asarray(arrays["action"])
+    ends = np.asarray(ds.episode_ends)
+    starts = np.concatenate([[0], ends[:-1]])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    with h5py.File(tmp, "w") as f:
+        grp = f.create_group("data")
+        grp.attrs["total"] = int(ends[-1])
+        grp.attrs["env_args"] = json.dumps({"env_name": ds.env, "type": 2, "env_kwargs": {}})
+        for i, (a, b) in enumerate(zip(starts, ends)):
+            demo = grp.create_group(f"demo_{i}")
+            demo.attrs["num_samples"] = int(b - a)
+            demo.create_dataset("obs/state", data=obs[a:b])
+            demo.create_dataset("next_obs/state", data=np.concatenate([obs[a + 1:b], obs[b - 1:b]]))
+            demo.create_dataset("actions", data=actions[a:b])
+            demo.create_dataset("rewards", data=np.zeros(b - a))
+            demo.create_dataset("dones", data=(np.arange(a, b) == b - 1).astype(np.int64))
+    os.replace(tmp, path)
+    return ds.env
+
+
+def write_config(hdf5: Path, run_root: Path, *, steps: int, seed: int) -> Path:
+    from robomimic.config import config_factory
+
+    config = config_factory("bc")
+    with config.values_unlocked():
+        config.experiment.name = f"seed{seed}"
+        config.experiment.validate = False
+        config.experiment.logging.log_tb = False
+        config.experiment.rollout.enabled = False
+        config.experiment.render_video = False
+        config.experiment.save.every_n_epochs = steps // config.experiment.epoch_every_n_steps
+        config.train.data = str(hdf5)
+        config.train.output_dir = str(run_root)
+        config.train.num_epochs = steps // config.experiment.epoch_every_n_steps
+        config.train.seed = seed
+        config.train.cuda = False
+        config.observation.modalities.obs.low_dim = ["state"]
+    path = run_root / f"config_seed{seed}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(config, indent=2))
+    return path
+
+
+class RobomimicPolicy:
+    """robomimic's RolloutPolicy behind the batch `act`/`reset` that imitari's rollouts call."""
+
+    def __init__(self, ckpt: Path) -> None:
+        import robomimic.utils.file_utils as FileUtils
+
+        self.policy, _ = FileUtils.policy_from_checkpoint(ckpt_path=str(ckpt), device="cpu")
+        self.policy.start_episode()
+
+    def reset(self, env_ids=None) -> None:
+        self.policy.start_episode()  # BC-MLP keeps no state between steps
+
+    def act(self, obs: dict) -> np.ndarray:
+        return np.stack([self.policy({"state": row}) for row in obs["state"]]).astype(np.float32)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", required=True, help="an imitari dataset")
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--steps", type=int, default=10_000)
+    parser.add_argument("--train-seeds", default="1", help="robomimic's default seed is 1")
+    parser.add_argument("--seed-start", type=int, default=1000)
+    parser.add_argument("--episodes", type=int, default=50)
+    args = parser.parse_args()
+    from imitari.eval import bench_table
+    from imitari.eval.metrics import format_summary, summarize
+    from imitari.eval.rollout import evaluate
+
+    out = Path(args.out)
+    task = write_hdf5(args.data, out / "demos.hdf5")
+    csv_path = out / "results.csv"
+    done = {r["policy"] for r in bench_table.read_rows(csv_path)}
+    seeds = list(range(args.seed_start, args.seed_start + args.episodes))
+    for seed in map(int, args.train_seeds.split(",")):
+        label = f"robomimic bc / seed {seed}"
+        if label in done:
+            continue
+        run_root = out / "runs"
+        config = write_config(out / "demos.hdf5", run_root, steps=args.steps, seed=seed)
+        run_dir = run_root / f"seed{seed}"
+        if run_dir.exists():  # robomimic's train.py asks on stdin before overwriting
+            import shutil
+
+            shutil.rmtree(run_dir)
+        start, before = time.time(), os.times()
+        child = subprocess.run([sys.executable, "-m", "robomimic.scripts.train", "--config", str(config)],
+                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        if child.returncode != 0:
+            raise SystemExit(f"robomimic train.py failed: {child.stderr.strip().splitlines()[-1:]}")
+        after = os.times()
+        cpu_minutes = (after.children_user + after.children_system - before.children_user - before.children_system) / 60
+        wall = time.time() - start
+        ckpts = sorted(run_dir.glob("*/models/model_epoch_*.pth"), key=lambda p: int(p.stem.rsplit("_", 1)[1]))
+        policy = RobomimicPolicy(ckpts[-1])
+        results, _ = evaluate(policy, task, seeds=seeds, num_envs=10, progress=False)
+        summary = summarize(results)
+        bench_table.append_row(csv_path, bench_table.summary_row(
+            task, label, summary, seeds=seeds, updates=args.steps,
+            cpu_minutes=round(cpu_minutes, 2)))
+        print(f"{label}: {format_summary(summary)} (trained in {wall:.0f} s wall, {cpu_minutes:.1f} CPU-minutes)",
+              flush=True)
+
+
+if __name__ == "__main__":
+    main()

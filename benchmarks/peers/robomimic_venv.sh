@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Make the venv that runs robomimic 0.3.0's own code beside torch 2.13.0 (CPU), for
+# benchmarks/peers/robomimic_bc.py. Usage: bash benchmarks/peers/robomimic_venv.sh [VENV]
+# (default ~/.cache/imitari-peers/robomimic). imitari is installed into it too, only to read
+# imitari datasets and to step the same envs on the same seeds (shared/SIMULATORS.md).
+set -euo pipefail
+venv=${1:-$HOME/.cache/imitari-peers/robomimic}
+repo=$(cd "$(dirname "$0")/../.." && pwd)
+[ -x "$venv/bin/python" ] || python3.11 -m venv "$venv"
+"$venv/bin/pip" install -q torch==2.13.0
+"$venv/bin/pip" install -q -c <(echo torch==2.13.0) robomimic==0.3.0 six "mujoco==3.3.0" "gymnasium[mujoco]" metaworld
+"$venv/bin/pip" install -q -c <(echo torch==2.13.0) -e "$repo[metaworld]"
+# torchvision 0.28 (robomimic's dependency) registers fake kernels for ops the CPU torch does
+# not have; guard those two decorators so `import torchvision` works (shared/SIMULATORS.md).
+meta=$("$venv/bin/python" -c "import importlib.util as u; print(u.find_spec('torchvision').submodule_search_locations[0])")/_meta_registrations.py
+sed -i 's/^@torch.library.register_fake("torchvision::\(q\?nms\)")$/@(torch.library.register_fake("torchvision::\1") if torchvision.extension._has_ops() else (lambda f: f))/' "$meta"
+"$venv/bin/python" -c "import robomimic, torchvision, imitari; print('robomimic', robomimic.__version__, 'ready in $venv')"
