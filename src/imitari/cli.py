@@ -87,13 +87,14 @@ def _cmd_eval(args: argparse.Namespace) -> None:
 
 
 def _cmd_bench(args: argparse.Namespace) -> None:
-    from imitari.eval.bench import BenchConfig, run_bench, split_specs
+    from imitari.eval.bench import BenchConfig, parse_seeds, run_bench, split_specs
 
     run_bench(BenchConfig(
         suite=args.suite, policies=split_specs(args.policies) if args.policies else None,
         tasks=args.tasks.split(",") if args.tasks else None, budget_cpu_minutes=args.budget_cpu_minutes,
         demos=args.demos, eval_episodes=args.episodes, out=args.out, device=args.device, threads=args.threads,
-        workers=args.workers, progress=not args.no_progress,
+        workers=args.workers, train_seeds=parse_seeds(args.seeds) if args.seeds else None, split=args.split,
+        progress=not args.no_progress,
     ))
 
 
@@ -198,6 +199,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
     p.add_argument("--threads", type=int, help="torch threads for training (default: torch's)")
     p.add_argument("--workers", type=int, help="env processes for collection and evaluation")
+    p.add_argument("--seeds", help="training seeds, e.g. 0,1,2 or 0-4: one run per seed (default 0)")
+    p.add_argument("--split", default="test", help="evaluate on the test seeds (default; results.csv) or the "
+                   "validation seeds (results_validation.csv)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_bench)
 

@@ -68,7 +68,8 @@ def test_partial_runs_merge_into_one_table(tmp_path: Path, monkeypatch) -> None:
     _bench(out, ["bc", "bc:head=gmm"], suite, tasks=["reach"])
     merged = read_rows(out / "results.csv")
     assert merged[:4] == rows and [(r["task"], r["policy"]) for r in merged[4:]] == [(REACH, "bc:head=gmm")]
-    assert [run.name for run, _, _ in trained] == ["bc__head=gmm"], "finished rows are not redone"
+    assert [run.relative_to(out / "runs") for run, _, _ in trained] == [Path("builtin-reach/bc__head=gmm/seed0")], \
+        "finished rows are not redone"
     assert "`bc:head=gmm`" in md.read_text()
 
     with pytest.raises(ConfigError, match="another protocol"):
@@ -86,7 +87,7 @@ real_save = loop.Trainer.save
 
 def save_then_die(self):
     path = real_save(self)
-    if self.run_dir.name == "bc__head=gmm" and not self.finished():
+    if self.run_dir.parent.name == "bc__head=gmm" and not self.finished():
         os.kill(os.getpid(), signal.SIGKILL)
     return path
 
@@ -107,7 +108,7 @@ def test_killed_run_resumes_from_its_checkpoint(tmp_path: Path, monkeypatch) -> 
     assert proc.returncode == -9, proc.stderr[-2000:]
     before = read_rows(out / "results.csv")
     assert [r["policy"] for r in before] == ["expert", "bc"]
-    run = out / "runs" / "builtin-reach" / "bc__head=gmm"
+    run = out / "runs" / "builtin-reach" / "bc__head=gmm" / "seed0"
     saved = load_train_state(find_checkpoint(run))
     assert saved["step"] > 0 and 0 < saved["cpu_seconds"] < 1.2
 
@@ -147,6 +148,13 @@ def test_cli_reports_bad_input_in_one_line(tmp_path: Path, capsys) -> None:
     assert "did you mean 'builtin'" in capsys.readouterr().err
     assert main(["bench", "--suite", "metaworld-core", "--tasks", "shelf", "--out", str(tmp_path / "b")]) == 2
     assert "did you mean 'shelf-place'" in capsys.readouterr().err
+    assert main(["bench", "--suite", "builtin", "--seeds", "0,1-x", "--out", str(tmp_path / "b")]) == 2
+    assert "cannot read '1-x'" in capsys.readouterr().err
+    assert main(["bench", "--suite", "builtin", "--seeds", "0,0-1", "--out", str(tmp_path / "b")]) == 2
+    assert "seeds given twice: [0]" in capsys.readouterr().err
+    assert main(["bench", "--suite", "builtin", "--split", "valid", "--out", str(tmp_path / "b")]) == 2
+    assert "did you mean 'validation'" in capsys.readouterr().err
+    assert not (tmp_path / "b").exists()
 
 
 @pytest.mark.metaworld
@@ -166,3 +174,105 @@ def test_metaworld_core_experts_solve_seed_0() -> None:
                 break
         env.close()
         assert info["success"], task
+
+
+TINY = {"budget_cpu_minutes": 0.01, "train": {**SMALL["train"], "ckpt_every_cpu_seconds": 0.2}}
+"""0.6 CPU-seconds of training per run: these tests count runs and files, not success."""
+
+
+def test_training_seeds_each_train_a_run_and_the_table_shows_their_spread(tmp_path: Path, monkeypatch) -> None:
+    out, suite = tmp_path / "bench", _suite(**TINY)
+    md = _bench(out, ["bc"], suite, train_seeds=[0, 1])
+    rows = read_rows(out / "results.csv")
+    assert [(r["policy"], r["train_seed"]) for r in rows] == [("expert", ""), ("bc", "0"), ("bc", "1")]
+    for seed, row in zip((0, 1), rows[1:]):
+        run = out / "runs" / "builtin-reach" / "bc" / f"seed{seed}"
+        assert json.loads((run / "config.json").read_text())["seed"] == seed
+        assert row["reported_from"] == "latest" and row["reported_step"] == row["updates"], "no periodic eval: latest"
+    rates = [float(r["success_rate"]) for r in rows[1:]]
+    successes = sum(int(r["successes"]) for r in rows[1:])
+    line = next(line for line in md.read_text().splitlines() if "`bc`" in line)
+    cells = [c.strip() for c in line.strip("|").split("|")]
+    assert cells[2:6] == ["2", f"{successes}/20 = {100 * sum(rates) / 2:.0f}%",
+                          f"{100 * min(rates):.0f}%-{100 * max(rates):.0f}%",
+                          f"{100 * abs(rates[0] - rates[1]) / 2 ** 0.5:.1f} pts"]
+
+    trained = _spy(monkeypatch, "run")
+    _bench(out, ["bc"], suite, train_seeds=[0, 1, 2])
+    assert [run.name for run, _, _ in trained] == ["seed2"], "finished (task, policy, seed) rows are not redone"
+    assert [r["train_seed"] for r in read_rows(out / "results.csv")] == ["", "0", "1", "2"]
+
+
+def test_old_tables_and_run_folders_read_as_seed_0(tmp_path: Path) -> None:
+    import csv
+
+    from imitari.eval.bench import run_dir
+    from imitari.eval.bench_table import FIELDS, append_row, bar_chart, markdown
+
+    old = [f for f in FIELDS if f not in ("train_seed", "reported_step", "reported_from")]
+    path = tmp_path / "results.csv"
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=old)
+        writer.writeheader()
+        for policy in ("expert", "bc"):
+            writer.writerow({**dict.fromkeys(old, ""), "task": REACH, "policy": policy, "episodes": 10,
+                             "successes": 7, "success_rate": 0.7, "ci_low": 0.4, "ci_high": 0.9, "updates": 5,
+                             "cpu_minutes": 0.1, "params": 100})
+    assert [r["train_seed"] for r in read_rows(path)] == ["", "0"]
+    assert "| builtin/reach | `bc` | 1 | 7/10 = 70% | - | - |" in markdown(read_rows(path))
+    append_row(path, {**read_rows(path)[1], "train_seed": 1, "successes": 9, "success_rate": 0.9})
+    with path.open(newline="") as f:
+        assert next(csv.reader(f)) == FIELDS, "the old CSV was rewritten with today's columns"
+    assert [r["train_seed"] for r in read_rows(path)] == ["", "0", "1"]
+    assert "| builtin/reach | `bc` | 2 | 16/20 = 80% | 70%-90% | 14.1 pts |" in markdown(read_rows(path))
+    equal = [{**r, "successes": "1", "success_rate": "0.1", "train_seed": str(k)}  # float mean > their max
+             for k, r in enumerate(read_rows(path)[1:] * 2)][:3]
+    assert bar_chart(read_rows(path)[:1] + equal, tmp_path / "chart.png").read_bytes()[:4] == b"\x89PNG"
+
+    legacy = tmp_path / "runs" / "builtin-reach" / "bc"
+    assert run_dir(tmp_path, REACH, "bc", 0) == legacy / "seed0"
+    (legacy / "checkpoints" / "step_00000005").mkdir(parents=True)
+    (legacy / "checkpoints" / "step_00000005" / "model.safetensors").write_bytes(b"")
+    assert run_dir(tmp_path, REACH, "bc", 0) == legacy, "a bench made before seeds keeps seed 0's run"
+    assert run_dir(tmp_path, REACH, "bc", 1) == legacy / "seed1"
+
+
+def test_validation_split_has_its_own_table(tmp_path: Path, monkeypatch) -> None:
+    with pytest.raises(ConfigError, match="are validation seeds"):
+        _suite(eval_seed_start=1995)
+    out, suite = tmp_path / "bench", _suite(**TINY)
+    md = _bench(out, ["bc"], suite, split="validation")
+    assert md.name == "results_validation.md" and not (out / "results.csv").exists()
+    rows = read_rows(out / "results_validation.csv")
+    assert [r["eval_seeds"] for r in rows] == ["2000-2009"] * 2
+    assert "validation seeds" in md.read_text().splitlines()[0] and "success (validation seeds)" in md.read_text()
+    assert json.loads((out / "bench.json").read_text())["splits"] == {"validation": "2000-2009"}
+
+    trained = _spy(monkeypatch, "run")
+    md = _bench(out, ["bc"], suite)  # the test split reuses the trained run, into its own table
+    assert trained == [], "a run that spent its budget is evaluated, not trained again"
+    assert md.name == "results.md" and [r["eval_seeds"] for r in read_rows(out / "results.csv")] == ["1000-1009"] * 2
+    assert read_rows(out / "results_validation.csv") == rows
+    assert json.loads((out / "bench.json").read_text())["splits"] == {"validation": "2000-2009", "test": "1000-1009"}
+    assert "success (test seeds)" in md.read_text()
+    with pytest.raises(ConfigError, match="did you mean 'validation'"):
+        BenchConfig("builtin", split="valdation")
+
+
+def test_bench_reports_the_best_checkpoint(tmp_path: Path, monkeypatch) -> None:
+    from imitari.learners import checkpoint
+
+    loaded: list[Path] = []
+    real = checkpoint.load_policy
+    monkeypatch.setattr(checkpoint, "load_policy", lambda path, **kw: loaded.append(Path(path)) or real(path, **kw))
+    periodic = {**SMALL["train"], "eval_every_cpu_seconds": 0.3, "eval_episodes": 4}
+    out = tmp_path / "bench"
+    _bench(out, ["bc"], _suite(train=periodic))
+    run = out / "runs" / "builtin-reach" / "bc" / "seed0"
+    assert json.loads((run / "config.json").read_text())["eval_every_cpu_seconds"] == 0.3, "suite.train used"
+    selection = json.loads((run / "best" / "selection.json").read_text())
+    assert len(selection["evaluations"]) >= 2
+    best = selection["best"]["step"]
+    assert loaded == [run / "best" / "checkpoints" / f"step_{best:08d}"]
+    row = read_rows(out / "results.csv")[1]
+    assert (row["reported_from"], int(row["reported_step"])) == ("best", best) and int(row["updates"]) >= best

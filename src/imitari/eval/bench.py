@@ -1,15 +1,19 @@
 """`imitari bench`: train every policy on every task of a suite under one CPU budget, and table it.
 
 For each task of the suite (`imitari.eval.suites`): collect the scripted demonstrations once
-into `<out>/data/`, evaluate the expert on the evaluation seeds, then for each policy spec
-train a run in `<out>/runs/` that stops at the suite's budget of process CPU time, and
-evaluate it on the same seeds, disjoint from the demos. Each measured row is appended to
-`<out>/results.csv` at once; `results.md` and `results.png` are redrawn from the whole CSV.
+into `<out>/data/`, evaluate the expert on the evaluation seeds, then for each policy spec and
+each training seed train a run in `<out>/runs/TASK/SPEC/seed<k>/` that stops at the suite's
+budget of process CPU time, and evaluate the checkpoint it reports (its best by validation
+success when it kept one, else its latest) on the same seeds, disjoint from the demos. Each
+measured row is appended to the split's CSV at once (`results.csv` for the test seeds,
+`results_validation.csv` for the validation seeds, so numbers used to choose and numbers
+reported never share a table); its markdown and chart are redrawn from the whole CSV.
 
-Everything resumes: run the same command again and finished rows are skipped, collection
-completes the datasets, and an interrupted training run continues from its last checkpoint
-with the CPU seconds it had spent. `<out>/bench.json` pins the protocol (demos, budget,
-evaluation seeds), so rows measured under different protocols never share a table.
+Everything resumes: run the same command again and finished (task, policy, seed) rows are
+skipped, collection completes the datasets, and an interrupted training run continues from
+its last checkpoint with the CPU seconds it had spent. `<out>/bench.json` pins the protocol
+(demos, budget, evaluation seeds, training settings), so rows measured under different
+protocols never share a table, and records the seeds of each split evaluated so far.
 """
 
 from __future__ import annotations
@@ -23,9 +27,10 @@ from pathlib import Path
 from typing import Any
 
 from imitari.config import ConfigError
+from imitari.data.files import write_json_atomic
 from imitari.eval import bench_table
 from imitari.eval.metrics import EvalSummary, format_summary, summarize
-from imitari.eval.suites import Suite, get_suite, select_tasks
+from imitari.eval.suites import Suite, check_split, get_suite, select_tasks
 from imitari.policies.base import PolicyConfig
 
 STEP_CAP = 1_000_000_000
@@ -73,6 +78,17 @@ def parse_spec(spec: str) -> PolicySpec:
     return PolicySpec(label=label, name=name.strip(), fields=fields, config=config)
 
 
+def parse_seeds(text: str) -> list[int]:
+    """Training seeds from `0,1,2` or a range `0-4` (both ends included), or a mix of them."""
+    seeds: list[int] = []
+    for part in (p.strip() for p in text.split(",")):
+        first, sep, last = part.partition("-")
+        if not (first.isdigit() and (not sep or last.isdigit())):
+            raise ConfigError(f"training seeds: cannot read '{part}' in '{text}' (e.g. 0,1,2 or 0-4)")
+        seeds += list(range(int(first), int(last) + 1)) if sep else [int(first)]
+    return seeds
+
+
 def resolve_specs(suite: Suite, policies: list[str] | None) -> list[PolicySpec]:
     """The given specs (any error raised), or the suite's defaults minus those unavailable here."""
     if policies is not None:
@@ -113,7 +129,24 @@ class BenchConfig:
     """torch CPU threads for training; None leaves torch's default (all cores)."""
     workers: int | None = None
     """Env processes for collection and evaluation; None: the suite's choice."""
+    train_seeds: list[int] | None = None
+    """`TrainConfig.seed` of each run; every (task, policy) is trained once per seed. None: [0]."""
+    split: str = "test"
+    """Evaluation seeds: "test" (the suite's reported seeds, into results.csv) or "validation"
+    (the validation range, into results_validation.csv)."""
     progress: bool = True
+
+    def __post_init__(self) -> None:
+        check_split(self.split)
+        seeds = self.seeds()
+        if not seeds or any(not isinstance(s, int) or isinstance(s, bool) or s < 0 for s in seeds):
+            raise ConfigError(f"training seeds must be integers >= 0 (got {seeds})")
+        if len(set(seeds)) < len(seeds):
+            raise ConfigError(f"training seeds given twice: {sorted({s for s in seeds if seeds.count(s) > 1})}")
+
+    def seeds(self) -> list[int]:
+        """The training seeds, [0] by default."""
+        return [0] if self.train_seeds is None else list(self.train_seeds)
 
 
 def _slug(text: str) -> str:
@@ -128,41 +161,97 @@ def _protocol(suite: Suite) -> dict[str, Any]:
     }
 
 
-def _check_protocol(out: Path, suite: Suite) -> None:
-    """Write `bench.json` on the first call; refuse a later call with another protocol."""
+def _check_protocol(out: Path, suite: Suite, split: str, seeds: list[int]) -> None:
+    """Write `bench.json` on the first call; refuse a later call with another protocol. Its
+    `splits` entry records the evaluation seeds of each split evaluated so far (a folder made
+    before splits existed holds only test results)."""
     path = out / "bench.json"
     protocol = json.loads(json.dumps(_protocol(suite)))
-    if path.exists():
-        saved = json.loads(path.read_text())
-        changed = [f"{k}: {saved.get(k)} there, {v} now" for k, v in protocol.items() if saved.get(k) != v]
-        if changed:
-            raise ConfigError(f"{out} holds a bench with another protocol ({'; '.join(changed)}); pick another --out")
-        return
-    out.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(protocol, indent=2) + "\n")
+    saved = json.loads(path.read_text()) if path.exists() else {**protocol, "splits": {}}
+    changed = [f"{k}: {saved.get(k)} there, {v} now" for k, v in protocol.items() if saved.get(k) != v]
+    if changed:
+        raise ConfigError(f"{out} holds a bench with another protocol ({'; '.join(changed)}); pick another --out")
+    before = json.dumps(saved) if path.exists() else None
+    splits = saved.setdefault("splits", {})
+    if "test" not in splits and (out / "results.csv").exists():
+        splits["test"] = _seed_range(suite.eval_seeds("test"))
+    splits[split] = _seed_range(seeds)
+    if json.dumps(saved) != before:
+        out.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(path, saved)
 
 
-def _train(spec: PolicySpec, suite: Suite, data: Path, run: Path, cfg: BenchConfig) -> tuple[int, float]:
-    """Train (or resume) one run to the budget; returns (updates, CPU seconds) over all calls."""
+def _seed_range(seeds: list[int]) -> str:
+    return f"{seeds[0]}-{seeds[-1]}"
+
+
+def results_csv(out: Path, split: str) -> Path:
+    """The CSV of a split's rows: results.csv (test) or results_validation.csv."""
+    return out / ("results.csv" if split == "test" else f"results_{split}.csv")
+
+
+def run_dir(out: Path, task: str, label: str, seed: int) -> Path:
+    """`<out>/runs/TASK/SPEC/seed<k>/`; seed 0 of a bench made before training seeds existed
+    keeps its run at `<out>/runs/TASK/SPEC/` when a complete checkpoint is there."""
+    from imitari.learners.checkpoint import CheckpointError, find_checkpoint
+
+    base = out / "runs" / _slug(task) / _slug(label)
+    if seed == 0 and (base / "checkpoints").is_dir():
+        try:
+            find_checkpoint(base)
+            return base
+        except CheckpointError:
+            pass
+    return base / f"seed{seed}"
+
+
+def _reported(run: Path, device: str) -> tuple[Any, dict[str, Any]]:
+    """The policy of the checkpoint the run reports (`reported_checkpoint`: best, else latest)
+    and the CSV columns saying which one it was."""
+    from imitari.learners.checkpoint import BEST, load_policy, reported_checkpoint
+
+    ckpt = reported_checkpoint(run)
+    source = "best" if ckpt.parent.parent == run / BEST else "latest"
+    return load_policy(ckpt, device=device), {
+        "reported_step": int(ckpt.name.removeprefix("step_")), "reported_from": source,
+    }
+
+
+def _train(spec: PolicySpec, suite: Suite, data: Path, run: Path, cfg: BenchConfig, seed: int) -> tuple[int, float]:
+    """Train (or resume) one run to the budget with the suite's training settings and this
+    seed; returns (updates, CPU seconds) over all calls. A run that already spent its budget
+    (trained for the other split) is left as it is."""
     from imitari.learners.checkpoint import CheckpointError, find_checkpoint, load_train_state
     from imitari.learners.loop import resume, train
 
     runtime = {"device": cfg.device, "threads": cfg.threads, "progress": cfg.progress}
     try:
-        find_checkpoint(run)
+        latest = find_checkpoint(run)
     except CheckpointError:
         if run.exists():  # killed before its first checkpoint was complete
             shutil.rmtree(run)
         train({
-            **suite.train, **runtime, "data": str(data), "out": str(run), "seed": 0,
+            **suite.train, **runtime, "data": str(data), "out": str(run), "seed": seed,
             "policy": {"name": spec.name, **spec.fields},
             "steps": STEP_CAP, "ckpt_every": STEP_CAP, "budget_cpu_minutes": suite.budget_cpu_minutes,
         })
     else:
-        print(f"[bench] resuming {run} from its last checkpoint", flush=True)
-        resume(run, runtime)
+        if _spent(latest) < 60 * suite.budget_cpu_minutes:
+            print(f"[bench] resuming {run} from its last checkpoint", flush=True)
+            resume(run, runtime)
     state = load_train_state(find_checkpoint(run))
     return int(state["step"]), float(state.get("cpu_seconds", 0.0))
+
+
+def _spent(ckpt: Path) -> float:
+    """CPU seconds a checkpoint's run had spent; 0 if its training state is unreadable (resuming
+    then falls back to the newest intact checkpoint)."""
+    from imitari.learners.checkpoint import CheckpointError, load_train_state
+
+    try:
+        return float(load_train_state(ckpt).get("cpu_seconds", 0.0))
+    except CheckpointError:
+        return 0.0
 
 
 def _workers(suite: Suite, cfg: BenchConfig) -> int | None:
@@ -196,7 +285,6 @@ def run_bench(cfg: BenchConfig, *, suite: Suite | None = None) -> Path:
     named suite's definition (the Python API's way to shrink one for a test)."""
     from imitari.envs.collect import collect
     from imitari.eval.rollout import expert_policy
-    from imitari.learners.checkpoint import load_policy
 
     suite = (suite or get_suite(cfg.suite)).with_overrides(
         budget_cpu_minutes=cfg.budget_cpu_minutes, demos=cfg.demos, eval_episodes=cfg.eval_episodes
@@ -204,58 +292,68 @@ def run_bench(cfg: BenchConfig, *, suite: Suite | None = None) -> Path:
     device, device_name = _device(cfg.device)
     specs = resolve_specs(suite, cfg.policies)
     tasks = select_tasks(suite, cfg.tasks)
+    train_seeds = cfg.seeds()
     out = Path(cfg.out or f"runs/bench-{suite.name}")
-    _check_protocol(out, suite)
-    csv_path = out / "results.csv"
-    done = {(r["task"], r["policy"]) for r in bench_table.read_rows(csv_path)}
-    seeds = list(range(suite.eval_seed_start, suite.eval_seed_start + suite.eval_episodes))
-    print(f"[bench] suite {suite.name}: {len(tasks)} tasks x {len(specs)} policies, {suite.demos} demos per task, "
-          f"{suite.budget_cpu_minutes:g} CPU-minutes per run, {len(seeds)} eval episodes (seeds {seeds[0]}-{seeds[-1]}); "
-          f"output {out}", flush=True)
+    seeds = suite.eval_seeds(cfg.split)
+    _check_protocol(out, suite, cfg.split, seeds)
+    csv_path = results_csv(out, cfg.split)
+    done = {bench_table.row_key(r) for r in bench_table.read_rows(csv_path)}
+    print(f"[bench] suite {suite.name}: {len(tasks)} tasks x {len(specs)} policies x {len(train_seeds)} training "
+          f"seeds, {suite.demos} demos per task, {suite.budget_cpu_minutes:g} CPU-minutes per run, {len(seeds)} "
+          f"{cfg.split} episodes (seeds {_seed_range(seeds)}); output {csv_path}", flush=True)
     for task in tasks:
         data = out / "data" / _slug(task)
         print(f"[bench] {task}: demonstrations -> {data}", flush=True)
         print(collect(task, data, episodes=suite.demos, seed_start=suite.demo_seed_start,
                       workers=_workers(suite, cfg), progress=cfg.progress))
-        if (task, bench_table.EXPERT) not in done:
+        if (task, bench_table.EXPERT, "") not in done:
             summary = _evaluate(expert_policy(task), task, seeds, suite, cfg)
             bench_table.append_row(csv_path, bench_table.summary_row(task, bench_table.EXPERT, summary, seeds=seeds))
             print(f"[bench] {task} / expert: {format_summary(summary)}", flush=True)
         for spec in specs:
-            if (task, spec.label) in done:
-                print(f"[bench] {task} / {spec.label}: already in {csv_path}, skipped", flush=True)
-                continue
-            run = out / "runs" / _slug(task) / _slug(spec.label)
-            print(f"[bench] {task} / {spec.label}: training for {suite.budget_cpu_minutes:g} CPU-minutes "
-                  f"into {run}", flush=True)
-            start = time.perf_counter()
-            updates, cpu_seconds = _train(spec, suite, data, run, cfg)
-            wall = time.perf_counter() - start
-            policy = load_policy(run, device=device)
-            summary = _evaluate(policy, task, seeds, suite, cfg)
-            bench_table.append_row(csv_path, bench_table.summary_row(
-                task, spec.label, summary, seeds=seeds, updates=updates, cpu_minutes=round(cpu_seconds / 60, 4),
-                budget_cpu_minutes=suite.budget_cpu_minutes, params=policy.num_parameters(), device=device_name,
-            ))
-            print(f"[bench] {task} / {spec.label}: {updates} updates in {cpu_seconds / 60:.2f} CPU-minutes "
-                  f"({wall / 60:.1f} min wall in this call); {format_summary(summary)}", flush=True)
-    return write_outputs(out, suite)
+            for seed in train_seeds:
+                name = f"{task} / {spec.label} / seed {seed}"
+                if (task, spec.label, str(seed)) in done:
+                    print(f"[bench] {name}: already in {csv_path}, skipped", flush=True)
+                    continue
+                run = run_dir(out, task, spec.label, seed)
+                print(f"[bench] {name}: training for {suite.budget_cpu_minutes:g} CPU-minutes into {run}", flush=True)
+                start = time.perf_counter()
+                updates, cpu_seconds = _train(spec, suite, data, run, cfg, seed)
+                wall = time.perf_counter() - start
+                policy, reported = _reported(run, device)
+                summary = _evaluate(policy, task, seeds, suite, cfg)
+                bench_table.append_row(csv_path, bench_table.summary_row(
+                    task, spec.label, summary, seeds=seeds, train_seed=seed, updates=updates,
+                    cpu_minutes=round(cpu_seconds / 60, 4), budget_cpu_minutes=suite.budget_cpu_minutes,
+                    params=policy.num_parameters(), device=device_name, **reported,
+                ))
+                print(f"[bench] {name}: {updates} updates in {cpu_seconds / 60:.2f} CPU-minutes ({wall / 60:.1f} min "
+                      f"wall in this call); {reported['reported_from']} checkpoint (step {reported['reported_step']}): "
+                      f"{format_summary(summary)}", flush=True)
+    return write_outputs(out, suite, cfg.split)
 
 
-def write_outputs(out: Path, suite: Suite) -> Path:
-    """Redraw results.md and results.png from results.csv; print the table."""
-    rows = bench_table.read_rows(out / "results.csv")
+def write_outputs(out: Path, suite: Suite, split: str = "test") -> Path:
+    """Redraw the split's markdown and chart (results.md/.png, or results_SPLIT.md/.png) from
+    its CSV; print the table."""
+    csv_path = results_csv(out, split)
+    rows = bench_table.read_rows(csv_path)
     tasks = suite.registered_tasks()
-    table = bench_table.markdown(rows, tasks)
-    md = out / "results.md"
+    table = bench_table.markdown(rows, tasks, split=split)
+    seeds = suite.eval_seeds(split)
+    md, png = csv_path.with_suffix(".md"), csv_path.with_suffix(".png")
+    purpose = ("reported results" if split == "test"
+               else "for choosing settings and checkpoints; report the test split, never these")
     md.write_text(
-        f"# imitari bench: {suite.name}\n\n{suite.description}. {suite.demos} demos per task (seeds "
-        f"{suite.demo_seed_start}-{suite.demo_seed_start + suite.demos - 1}), {suite.budget_cpu_minutes:g} CPU-minutes "
-        f"of training per policy, {suite.eval_episodes} evaluation episodes from seed {suite.eval_seed_start}.\n\n"
-        f"{table}\n\n![success rates](results.png)\n"
+        f"# imitari bench: {suite.name}, {split} seeds\n\n{suite.description}. {suite.demos} demos per task (seeds "
+        f"{_seed_range(list(suite.demo_seeds()))}), {suite.budget_cpu_minutes:g} CPU-minutes of training per policy "
+        f"and training seed, {len(seeds)} evaluation episodes on the {split} seeds {_seed_range(seeds)} "
+        f"({purpose}).\n\n"
+        f"{table}\n\n![success rates]({png.name})\n"
     )
     if rows:
-        bench_table.bar_chart(rows, out / "results.png", tasks,
-                              title=f"{suite.name}: {suite.budget_cpu_minutes:g} CPU-minutes per policy")
+        bench_table.bar_chart(rows, png, tasks, title=f"{suite.name} ({split} seeds): "
+                                                      f"{suite.budget_cpu_minutes:g} CPU-minutes per policy")
     print(table)
     return md

@@ -231,7 +231,8 @@ def bar_chart(rows: list[dict[str, str]], path: Path, tasks: Sequence[str] = (),
                         gridspec_kw={"height_ratios": [len(g) for g in by_task.values()]})
     for ax, (task, group) in zip(axes[:, 0], by_task.items()):
         means = [g.mean for g in group]
-        errors = [[m - g.interval[0] for m, g in zip(means, group)], [g.interval[1] - m for m, g in zip(means, group)]]
+        errors = [[max(0.0, m - g.interval[0]) for m, g in zip(means, group)],  # max: rounding of the mean
+                  [max(0.0, g.interval[1] - m) for m, g in zip(means, group)]]
         colours = ["0.6" if g.expert else "tab:blue" for g in group]
         y = list(range(len(group)))[::-1]
         ax.barh(y, means, xerr=errors, color=colours, capsize=3, height=0.7)
@@ -245,7 +246,8 @@ def bar_chart(rows: list[dict[str, str]], path: Path, tasks: Sequence[str] = (),
         ax.set_xlim(0, 1)
         ax.set_title(task, fontsize=9)
         ax.grid(axis="x", alpha=0.3)
-    axes[-1, 0].set_xlabel("success rate: mean over training seeds (bars: min-max over seeds; one seed: 95% Wilson)")
+    axes[-1, 0].set_xlabel("success rate, mean over training seeds\n"
+                           "(error bar: min-max over seeds; one seed: 95% Wilson interval)", fontsize=8)
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()

@@ -4,6 +4,10 @@ A suite is data, kept in one place so a table's protocol can be read off it: eve
 trained on the same demonstrations of each task under the same budget of process CPU time, and
 evaluated on the same seeds, disjoint from the demos (docs/bench.md). Policy specs are
 `NAME[:key=value...]` strings; a default spec whose policy is not registered (yet) is skipped.
+
+A suite has two sets of evaluation seeds (`imitari.eval.seeds`): the *test* seeds its results
+are reported on (`eval_seed_start` upward, which must stay out of the validation range), and
+as many *validation* seeds (2000 upward), for choosing settings without touching the test seeds.
 """
 
 from __future__ import annotations
@@ -12,6 +16,17 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from imitari.config import ConfigError, closest
+from imitari.eval.seeds import check_test_seeds, validation_seeds
+
+SPLITS = ("test", "validation")
+"""Which evaluation seeds a bench evaluates on: the reported (test) ones or the validation ones."""
+
+
+def check_split(split: str) -> str:
+    """`split` if it is one of SPLITS, else a ConfigError naming the closest."""
+    if split not in SPLITS:
+        raise ConfigError(f"split must be one of {', '.join(SPLITS)} (got {split!r}){closest(split, SPLITS)}")
+    return split
 
 
 @dataclass(frozen=True)
@@ -44,13 +59,24 @@ class Suite:
             raise ConfigError(f"suite {self.name}: demos and eval_episodes must be >= 1")
         if not self.budget_cpu_minutes > 0:
             raise ConfigError(f"suite {self.name}: budget_cpu_minutes must be > 0 (got {self.budget_cpu_minutes})")
-        demo_seeds = range(self.demo_seed_start, self.demo_seed_start + self.demos)
+        demo_seeds = self.demo_seeds()
         eval_seeds = range(self.eval_seed_start, self.eval_seed_start + self.eval_episodes)
         if set(demo_seeds) & set(eval_seeds):
             raise ConfigError(
                 f"suite {self.name}: evaluation seeds {eval_seeds.start}-{eval_seeds.stop - 1} overlap the demo "
                 f"seeds {demo_seeds.start}-{demo_seeds.stop - 1}; start the evaluation above them"
             )
+        check_test_seeds(eval_seeds, what=f"suite {self.name}: evaluation seeds")
+
+    def demo_seeds(self) -> range:
+        return range(self.demo_seed_start, self.demo_seed_start + self.demos)
+
+    def eval_seeds(self, split: str = "test") -> list[int]:
+        """The `eval_episodes` seeds of a split: test from `eval_seed_start`, validation from
+        the validation range (skipping any demo seed)."""
+        if check_split(split) == "validation":
+            return validation_seeds(self.eval_episodes, exclude=self.demo_seeds())
+        return list(range(self.eval_seed_start, self.eval_seed_start + self.eval_episodes))
 
     def with_overrides(self, **changes: Any) -> Suite:
         """A copy with some fields changed (None values are ignored), checked again."""
