@@ -48,7 +48,8 @@ def peer_python(name: str) -> Path | None:
 
 def run_peer(python: Path, script: str, *args: str) -> dict:
     """Run format_fixtures/`script` with a peer venv's python; the JSON it prints last."""
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
+    env["PYTHONPATH"] = str(HERE.parents[2] / "src")  # imitari's own code, for scripts that read its datasets
     done = subprocess.run([str(python), str(HERE / script), *map(str, args)], capture_output=True, text=True,
                           timeout=120, env=env, cwd=HERE)
     assert done.returncode == 0, done.stderr[-2000:]

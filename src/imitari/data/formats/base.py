@@ -59,8 +59,9 @@ class Source:
     fps: float | None = None
     filter_keys: dict[str, list[int]] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
-    only: list[str] | None = None
-    """Keep only these features (from a sidecar: drops what the exporter had to add)."""
+    only: dict[str, Any] | None = None
+    """A sidecar's features {name: [shape, dtype]}: keep only these, in these shapes (drops what
+    the exporter had to add, such as robomimic's dones)."""
 
 
 @contextlib.contextmanager
@@ -110,12 +111,14 @@ def atomic_output(dst: Path) -> Iterator[Path]:
 
 def write_imitari(source: Source, dst: Path) -> Dataset:
     """Store `source` as an imitari dataset at `dst` (new path or empty folder), atomically."""
-    keep = [n for n in source.features if source.only is None or n in source.only]
+    features = dict(source.features)
+    if source.only is not None:  # the sidecar's names and shapes (a format may store () as (1,))
+        features = {n: (tuple(source.only[n][0]), spec[1]) for n, spec in features.items() if n in source.only}
     with atomic_output(dst) as tmp:
-        features = {n: source.features[n] for n in keep}
         with Dataset.create(tmp, features=features, env=source.env, fps=source.fps, writer=True) as ds:
             for steps, info in source.episodes:
-                ds.append_episode({n: v for n, v in steps.items() if n in features}, info=info)
+                ds.append_episode({n: np.reshape(v, (len(v), *features[n][0])) for n, v in steps.items()
+                                   if n in features}, info=info)
             if not ds.n_episodes:
                 raise FormatError(f"{dst}: the source holds no episodes")
             if source.filter_keys:
@@ -125,7 +128,7 @@ def write_imitari(source: Source, dst: Path) -> Dataset:
 
 def sidecar(ds: Dataset) -> str:
     """The imitari sidecar of `ds` as JSON text."""
-    return json.dumps({"format": SIDECAR, "env": ds.env, "fps": ds.fps, "features": sorted(ds.features),
+    return json.dumps({"format": SIDECAR, "env": ds.env, "fps": ds.fps, "features": {n: [list(s), d] for n, (s, d) in ds.features.items()},
                        "episodes": ds.episode_info, "filter_keys": ds.filter_keys}, default=json_default)
 
 
