@@ -23,7 +23,6 @@ if sys.argv[1] == "read":
                       "terminations": ep.terminations.tolist(), "action_shape": list(ds.action_space.shape)}))
 else:
     os.environ["MINARI_DATASETS_PATH"] = sys.argv[2]
-    import minari
     from minari import DataCollector
 
     class Dot(gym.Env):

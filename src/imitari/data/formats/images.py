@@ -15,7 +15,6 @@ import numpy as np
 from imitari.data.formats.base import FormatError, need
 
 KINDS = ("image", "video")
-VIDEO_PATH = "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4"
 
 
 def is_image(shape: tuple[int, ...], dtype: str) -> bool:
@@ -29,7 +28,7 @@ def hwc(shape: tuple[int, ...], names: Any) -> tuple[int, ...]:
     return tuple(shape)
 
 
-def feature_info(shape: tuple[int, ...], fps: float | None) -> dict[str, Any]:
+def feature_info(shape: tuple[int, ...]) -> dict[str, Any]:
     return {"dtype": "image", "shape": list(shape), "names": ["height", "width", "channels"]}
 
 

@@ -117,8 +117,7 @@ def read(path: Path) -> Source:
         multi = any(len(t) > 1 for t in episodes.column("tasks").to_pylist())
         if multi:
             features["task"] = ((), "int64")
-        splits = {k: v for k, v in (info.get("splits") or {}).items()}
-        filter_keys = extra.get("filter_keys") or _split_ids(splits, episodes.num_rows, warnings)
+        filter_keys = extra.get("filter_keys") or _split_ids(info.get("splits") or {}, episodes.num_rows, warnings)
         env = extra.get("env") or known_task(info.get("robot_type"), [], "robot_type")
 
     def frames() -> Iterator[Episode]:
@@ -182,12 +181,12 @@ def _split_ids(splits: dict[str, Any], n: int, warnings: list[str]) -> dict[str,
 
 
 # --- writing -------------------------------------------------------------------------------
-def _feature_info(ds: Dataset, warnings: list[str]) -> dict[str, dict[str, Any]]:
+def _feature_info(ds: Dataset) -> dict[str, dict[str, Any]]:
     features = {}
     for name, (shape, dtype) in ds.features.items():
         key = lerobot_name(name)
         if images.is_image(shape, dtype):
-            features[key] = images.feature_info(shape, ds.fps)
+            features[key] = images.feature_info(shape)
         else:
             features[key] = {"dtype": dtype, "shape": list(shape) or [1], "names": None}
     features.update({
@@ -242,7 +241,7 @@ def write(ds: Dataset, dst: Path) -> list[str]:
     elif fps != round(fps):
         warnings.append(f"LeRobot fps is an integer: {fps} written as {round(fps)} (exact value in meta/imitari.json)")
     fps_int = max(1, round(fps))
-    features = _feature_info(ds, warnings)
+    features = _feature_info(ds)
     task_names, ep_task = _episode_tasks(ds)
     if not all(info.get("task") for info in ds.episode_info):
         warnings.append(f"episodes without a 'task' get the env name {ds.env or 'default'!r} as their LeRobot task")
