@@ -12,7 +12,8 @@ from safetensors.torch import load_file
 from imitari.config import ConfigError
 from imitari.learners import loop
 from imitari.learners.checkpoint import find_checkpoint, load_train_state
-from imitari.learners.loop import Trainer, lr_factor, resume, train
+from imitari.learners.loop import Trainer, resume, train
+from imitari.learners.schedule import lr_factor
 
 TINY_BC = {"name": "bc", "hidden": [32, 32], "action_horizon": 4, "exec_horizon": 2}
 

@@ -10,9 +10,10 @@ import torch
 from safetensors.torch import load_file
 
 from imitari.config import ConfigError
-from imitari.learners import loop
 from imitari.learners.checkpoint import find_checkpoint, load_policy
-from imitari.learners.loop import Trainer, resolve_config, resume, train
+from imitari.learners.config import resolve_config
+from imitari.learners.loop import Trainer, resume, train
+from imitari.learners.schedule import ema_decay, lr_factor
 
 TINY_BC = {"name": "bc", "hidden": [32, 32], "action_horizon": 4, "exec_horizon": 2}
 
@@ -28,8 +29,13 @@ def _weights(run: Path) -> dict[str, torch.Tensor]:
     return load_file(str(find_checkpoint(run) / "model.safetensors"))
 
 
+TINY_VQ_BET = {"name": "vq_bet", "obs_horizon": 2, "action_horizon": 4, "exec_horizon": 2, "latent_dim": 4,
+               "codebook_size": 4, "vae_hidden": [8], "dim": 8, "heads": 2, "depth": 1, "head_hidden": 8,
+               "vqvae_steps": 24}  # the crash at 27 resumes from 20, in the VQ-VAE phase, across the switch
+
+
 @pytest.mark.parametrize("policy", [TINY_BC, {"name": "diffusion", "down_dims": [8, 16], "action_horizon": 4,
-                                              "exec_horizon": 2, "diffusion_step_embed_dim": 8}])
+                                              "exec_horizon": 2, "diffusion_step_embed_dim": 8}, TINY_VQ_BET])
 def test_resume_gives_the_same_weights(reach_dataset: Path, tmp_path: Path, monkeypatch, policy) -> None:
     full = train(_raw(reach_dataset, tmp_path / "full", policy=policy))
 
@@ -99,10 +105,10 @@ def test_nan_loss_stops_with_a_clear_error(reach_dataset: Path, tmp_path: Path, 
 
 
 def test_lr_schedule_shape() -> None:
-    assert loop.lr_factor(0, warmup=10, total=100) == pytest.approx(0.1)
-    assert loop.lr_factor(10, warmup=10, total=100) == pytest.approx(1.0)
-    assert loop.lr_factor(100, warmup=10, total=100) == pytest.approx(0.0)
-    assert 0 < loop.ema_decay(1000, power=0.75, max_decay=0.9999) < 0.9999
+    assert lr_factor(0, warmup=10, total=100) == pytest.approx(0.1)
+    assert lr_factor(10, warmup=10, total=100) == pytest.approx(1.0)
+    assert lr_factor(100, warmup=10, total=100) == pytest.approx(0.0)
+    assert 0 < ema_decay(1000, power=0.75, max_decay=0.9999) < 0.9999
 
 
 def test_periodic_evaluation_is_logged(reach_dataset: Path, tmp_path: Path) -> None:

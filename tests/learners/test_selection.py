@@ -14,9 +14,10 @@ from safetensors.torch import load_file
 
 from imitari.eval import rollout
 from imitari.eval.seeds import is_validation
-from imitari.learners import loop
 from imitari.learners.checkpoint import find_checkpoint, reported_checkpoint
-from imitari.learners.loop import Trainer, resolve_config, train
+from imitari.learners.config import resolve_config
+from imitari.learners.loop import Trainer, train
+from imitari.learners.schedule import lr_factor
 
 TINY_BC = {"name": "bc", "hidden": [32, 32], "action_horizon": 4, "exec_horizon": 2}
 
@@ -76,14 +77,14 @@ def test_epoch_sampling_visits_every_step_once_per_pass(reach_dataset: Path, tmp
     train_cfg, policy_cfg = resolve_config(_raw(reach_dataset, tmp_path / "run", sampling="epochs", batch_size=7))
     trainer = Trainer(train_cfg, policy_cfg, run_dir=tmp_path / "run")
     n = len(trainer.sampler)
-    drawn = np.concatenate([trainer.batch_steps(k) for k in range(2 * n // 7 + 1)])
+    drawn = np.concatenate([trainer.batches.steps_of(k) for k in range(2 * n // 7 + 1)])
     first, second = drawn[:n], drawn[n:2 * n]
     assert sorted(first) == sorted(trainer.sampler.steps) == sorted(second), "each pass is a permutation"
     assert not np.array_equal(first, second), "each pass has its own order"
-    assert np.array_equal(trainer.batch_steps(5), trainer.batch_steps(5)), "a function of (seed, step)"
+    assert np.array_equal(trainer.batches.steps_of(5), trainer.batches.steps_of(5)), "a function of (seed, step)"
 
 
 def test_constant_schedule_keeps_the_peak_rate_after_warmup() -> None:
-    assert loop.lr_factor(0, warmup=10, total=100, schedule="constant") == pytest.approx(0.1)
-    assert loop.lr_factor(99, warmup=10, total=100, schedule="constant") == 1.0
-    assert loop.lr_factor(99, warmup=10, total=100, spent=0.99) < 0.01
+    assert lr_factor(0, warmup=10, total=100, schedule="constant") == pytest.approx(0.1)
+    assert lr_factor(99, warmup=10, total=100, schedule="constant") == 1.0
+    assert lr_factor(99, warmup=10, total=100, spent=0.99) < 0.01

@@ -13,6 +13,7 @@ from policy_testdata import SHAPES, assert_actions_follow_episode_seed, syntheti
 from imitari.config import ConfigError
 from imitari.policies.base import Shapes
 from imitari.policies.mint import FrequencyTokenizer, MintConfig, MintPolicy, dct_matrix
+from imitari.policies.phases import phase_at
 from imitari.policies.registry import get_policy, make_policy
 
 TINY = {"dim": 32, "depth": 1, "heads": 2, "action_horizon": 8, "exec_horizon": 4, "scales": (1, 2, 8),
@@ -56,13 +57,14 @@ def test_reconstruction_error_decreases_with_scales() -> None:
 def test_shapes_of_loss_predict_chunk_and_act(stats: dict) -> None:
     policy = tiny(stats)
     batch = synthetic_windows(6, obs_horizon=2, action_horizon=8, seed=0)
-    for phase in ("tokenizer", "generator"):
-        loss, metrics = policy.loss(batch)
+    phases = [phase_at(policy.training_phases(), step) for step in range(4)]
+    assert phases == ["tokenizer", "tokenizer", "generator", "generator"]
+    for phase in phases:
+        loss, metrics = policy.phase_loss(batch, phase)
         assert loss.ndim == 0 and torch.isfinite(loss)
         assert ("vq_loss" in metrics) == (phase == "tokenizer") and ("ce" in metrics) == (phase == "generator")
         loss.backward()
-        loss, metrics = policy.loss(batch)
-    assert int(policy.updates) == 4
+    assert "updates" not in policy.state_dict(), "the phase is the learner's step, not a buffer"
     grads = {name for name, p in policy.named_parameters() if p.grad is not None}
     assert any(name.startswith("decoder") for name in grads) and any(name.startswith("tokenizer") for name in grads)
     policy.eval()
@@ -77,9 +79,9 @@ def test_shapes_of_loss_predict_chunk_and_act(stats: dict) -> None:
 def test_tokenizer_freezes_after_its_steps(stats: dict) -> None:
     policy = tiny(stats, tokenizer_steps=1)
     batch = synthetic_windows(16, obs_horizon=2, action_horizon=8, seed=0)
-    policy.loss(batch)  # the tokeniser's update: codebooks start from this batch
+    policy.phase_loss(batch, "tokenizer")  # the tokeniser's update: codebooks start from this batch
     books = [p.detach().clone() for p in policy.tokenizer.parameters()]
-    loss, _ = policy.loss(synthetic_windows(16, obs_horizon=2, action_horizon=8, seed=1))
+    loss, _ = policy.phase_loss(synthetic_windows(16, obs_horizon=2, action_horizon=8, seed=1), "generator")
     loss.backward()
     assert all(p.grad is None for p in policy.tokenizer.parameters())
     assert all(torch.equal(a, b) for a, b in zip(books, policy.tokenizer.parameters()))
@@ -124,7 +126,8 @@ def _trained(stats: dict) -> MintPolicy:
     policy = tiny(stats, tokenizer_steps=60, dropout=0.0)
     optimizer = torch.optim.Adam(policy.parameters(), lr=3e-3)
     for step in range(200):
-        loss, _ = policy.loss(synthetic_windows(64, obs_horizon=2, action_horizon=8, seed=step))
+        batch = synthetic_windows(64, obs_horizon=2, action_horizon=8, seed=step)
+        loss, _ = policy.phase_loss(batch, phase_at(policy.training_phases(), step))
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

@@ -1,4 +1,4 @@
-"""VQ-BeT: shapes, per-token chunks, the two training phases and their resumable counter, frozen
+"""VQ-BeT: shapes, per-token chunks, the two training phases chosen by step, frozen
 codes as targets, seeded code sampling, config errors, learning builtin/reach. The quantiser's
 own tests are in test_rvq.py."""
 
@@ -13,6 +13,7 @@ from learning_check import train_and_evaluate
 from policy_testdata import SHAPES, assert_actions_follow_episode_seed, synthetic_windows
 
 from imitari.config import ConfigError
+from imitari.policies.phases import phase_at
 from imitari.policies.registry import make_policy
 from imitari.policies.vq_bet import VQBeTConfig, VQBeTPolicy
 
@@ -39,9 +40,11 @@ def test_phases_train_the_vqvae_then_only_the_prior(stats: dict) -> None:
     policy = tiny(stats).train()
     batch = synthetic_windows(16, obs_horizon=2, action_horizon=6, seed=0)
     seen = []
-    for _ in range(4):
+    phases = [phase_at(policy.training_phases(), step) for step in range(4)]
+    assert phases == ["vqvae", "vqvae", "prior", "prior"]
+    for phase in phases:
         policy.zero_grad(set_to_none=True)
-        loss, metrics = policy.loss(batch)
+        loss, metrics = policy.phase_loss(batch, phase)
         loss.backward()
         seen.append((set(metrics), grads(policy)))
     vqvae_metrics = {"recon", "latent_error"}  # logged in both phases: a logging window may span the switch
@@ -49,9 +52,9 @@ def test_phases_train_the_vqvae_then_only_the_prior(stats: dict) -> None:
     assert seen[1][1] == {"vqvae": True, "prior": False}
     assert seen[2] == (vqvae_metrics | {"primary_code", "chunk_mse"}, {"vqvae": False, "prior": True})
     assert seen[3][1] == {"vqvae": False, "prior": True}
-    assert int(policy.updates) == 4
-    policy.eval().loss(batch)  # validation does not advance the phase counter
-    assert int(policy.updates) == 4
+    assert set(policy.loss(batch)[1]) == vqvae_metrics, "loss() is the phase training starts in"
+    with pytest.raises(ValueError, match="no training phase 'tokenizer'"):
+        policy.phase_loss(batch, "tokenizer")
 
 
 def test_frozen_vqvae_stays_put_under_the_optimizer(stats: dict) -> None:
@@ -62,21 +65,19 @@ def test_frozen_vqvae_stays_put_under_the_optimizer(stats: dict) -> None:
         if step == 1:
             frozen = {k: v.clone() for k, v in policy.state_dict().items() if k.startswith(("vq_", "rvq"))}
         opt.zero_grad(set_to_none=True)
-        policy.loss(batch)[0].backward()
+        policy.phase_loss(batch, phase_at(policy.training_phases(), step))[0].backward()
         opt.step()
     for key, value in frozen.items():
         torch.testing.assert_close(policy.state_dict()[key], value, msg=key)
 
 
-def test_phase_counter_travels_in_the_state_dict(stats: dict) -> None:
-    policy = tiny(stats).train()
-    batch = synthetic_windows(8, obs_horizon=2, action_horizon=6, seed=0)
-    for _ in range(3):
-        policy.loss(batch)
-    fresh = tiny(stats)
-    fresh.load_state_dict(policy.state_dict())
-    assert int(fresh.updates) == 3
-    assert "primary_code" in fresh.train().loss(batch)[1]
+def test_checkpoints_with_the_retired_phase_counter_still_load(stats: dict) -> None:
+    policy = tiny(stats)
+    state = policy.state_dict()
+    assert "updates" not in state, "the phase is the learner's step, not a buffer"
+    fresh = tiny(stats, vqvae_steps=0)
+    fresh.load_state_dict({**state, "updates": torch.tensor(3)})  # strict: as saved before the seam
+    assert all(torch.equal(fresh.state_dict()[k], v) for k, v in state.items())
 
 
 def test_each_token_gets_the_chunk_from_its_own_step(stats: dict) -> None:

@@ -4,7 +4,8 @@ Layout (docs/architecture.md):
     config.json        run config, policy name + config, shapes, dataset provenance
     model.safetensors  the weights used for inference (the EMA copy when the run keeps one)
     normalizer.json    the normalisation statistics, readable without torch
-    train_state.pt     raw weights, optimiser, scheduler, EMA and step, for `--resume`
+    train_state.pt     step, EMA, CPU seconds and the learner's state (raw weights as 'model',
+                       optimiser, scheduler), for `--resume`
 
 Nothing here executes code from a file: weights are safetensors, state goes through
 `torch.load(weights_only=True)`, the rest is JSON. A checkpoint is written to a temporary
@@ -217,7 +218,7 @@ def load_train_state(ckpt: Path) -> dict[str, Any]:
         state = torch.load(ckpt / "train_state.pt", map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several types for a damaged or hostile file
         raise CheckpointError(f"{ckpt}: train_state.pt cannot be loaded safely ({_one_line(exc)})") from exc
-    if not isinstance(state, dict) or not {"step", "model", "optimizer", "scheduler"} <= set(state):
+    if not isinstance(state, dict) or not {"step", "model"} <= set(state):
         raise CheckpointError(f"{ckpt}: train_state.pt does not hold a training state")
     return state
 

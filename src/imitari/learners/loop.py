@@ -1,9 +1,10 @@
-"""The one training loop: sample windows, update, EMA, log, checkpoint, evaluate, resume.
+"""The one training loop: draw a batch, let the learner update, EMA, log, checkpoint, evaluate, resume.
 
-Every offline learner runs through `train()`. Randomness at step k comes from generators
-seeded by (seed, k) -- the numpy generator that draws the batch and torch's global generator
-used inside `policy.loss` -- so the run is a pure function of its config and a resumed run
-ends with exactly the weights of an uninterrupted one.
+Every learner (`imitari.learners.base`) runs through `train()`: the learner owns its optimisers
+and phases, this loop everything shared. Randomness at step k comes from generators seeded by
+(seed, k) -- the numpy generator that draws the batch and those the learner seeds (torch's
+global generator inside `policy.loss`) -- so the run is a pure function of its config and a
+resumed run ends with exactly the weights of an uninterrupted one.
 
 A run can also stop at a budget of process CPU time (`budget_cpu_minutes`) instead of a step
 count: `time.process_time()` counts the CPU every thread of this process spent in the loop, so
@@ -15,144 +16,37 @@ How many updates fit depends on the machine; each update is still a function of 
 from __future__ import annotations
 
 import json
-import math
 import time
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
 
 import imitari
-from imitari.config import ConfigError, check_number, check_types, from_dict, to_dict
+from imitari.config import ConfigError
 from imitari.data.info import dataset_summary
 from imitari.data.split import filter_ids
 from imitari.data.store import Dataset
 from imitari.data.windows import WindowSampler
+from imitari.learners.batches import WindowBatches
 from imitari.learners.checkpoint import (
     BEST,
     resume_states,
     save_checkpoint,
     write_json_atomic,
 )
+from imitari.learners.config import TrainConfig, full_config, resolve_config
 from imitari.learners.logger import MetricsLogger
+from imitari.learners.registry import get_learner
+from imitari.learners.schedule import ema_decay
 from imitari.policies.base import Policy, PolicyConfig, Shapes
-from imitari.policies.registry import get_policy, make_policy
+from imitari.policies.phases import phase_at
+from imitari.policies.registry import make_policy
 
 cpu_clock = time.process_time
 """The clock a CPU budget is measured on (a module attribute so tests can substitute one)."""
-
-
-@dataclass
-class TrainConfig:
-    """How to train: which data, which policy, and the optimisation schedule."""
-
-    data: str = ""
-    """Dataset directory (made by `imitari collect` or an importer)."""
-    policy: str = "bc"
-    """Registered policy name (`imitari policies` lists them)."""
-    out: str | None = None
-    """Run directory; default runs/<dataset>-<policy>-<time>."""
-    steps: int = 5000
-    """Number of gradient updates (with a CPU budget: the most updates)."""
-    budget_cpu_minutes: float | None = None
-    """Stop when the process CPU time spent in the training loop reaches this many minutes
-    (`time.process_time()`, all threads; 16 CPU-minutes is 8 minutes on 2 idle cores)."""
-    batch_size: int = 256
-    lr: float | None = None
-    """Peak learning rate; None takes the policy's recommended `default_lr`."""
-    weight_decay: float = 1e-6
-    warmup_steps: int = 200
-    """Linear warm-up, then cosine decay to zero at `steps` or, with a CPU budget, at whichever
-    of `steps` and the budget runs out first (the decay follows the fraction of the budget
-    spent, so it ends at zero without knowing in advance how many updates will fit)."""
-    lr_schedule: Literal["cosine", "constant"] = "cosine"
-    """After the warm-up: "cosine" decay to zero (as above), or "constant" (robomimic's default)."""
-    sampling: Literal["uniform", "epochs"] = "uniform"
-    """How a batch's windows are drawn: "uniform" over all steps with replacement, or "epochs":
-    every step once per pass in a fresh order (robomimic's and LeRobot's data loaders)."""
-    grad_clip: float = 10.0
-    """Clip the global gradient norm to this (0 disables)."""
-    ema_power: float = 0.75
-    """EMA decay schedule 1 - (1 + step)^-power, capped at `ema_max` (as in Diffusion Policy)."""
-    ema_max: float = 0.9999
-    seed: int = 0
-    train_filter: str | None = "train"
-    """Filter key of the episodes to train on; falls back to all episodes if the dataset has none."""
-    log_every: int = 100
-    ckpt_every: int = 1000
-    ckpt_every_cpu_seconds: float = 60.0
-    """Also checkpoint once this many CPU-seconds passed since the last one (0: only by steps),
-    so a killed run loses at most about this much work."""
-    eval_every: int = 0
-    """Evaluate in the simulator every this many steps (0: never during training), on validation
-    seeds (`imitari.eval.seeds`), never on the seeds results are reported on."""
-    eval_every_cpu_seconds: float = 0.0
-    """Also evaluate once this many CPU-seconds of training passed since the last evaluation
-    (0: only by steps); policies that update at very different rates then get evaluated
-    equally often under one CPU budget."""
-    keep_best: bool = True
-    """With periodic evaluation: keep the checkpoint of highest validation success (then mean
-    return) in `<run>/best/`, which `imitari eval` and `imitari bench` report (robomimic keeps
-    the best by rollout success), so a long run cannot overfit the reported policy."""
-    eval_episodes: int = 10
-    num_envs: int = 8
-    device: str = "auto"
-    """'cpu', 'cuda' or 'auto' (cuda when available)."""
-    threads: int | None = None
-    """torch CPU threads; None leaves torch's default."""
-    progress: bool = True
-
-    def __post_init__(self) -> None:
-        check_types(self)
-        for name in ("steps", "batch_size", "log_every", "ckpt_every", "eval_episodes", "num_envs"):
-            check_number(self, name, ge=1)
-        for name in ("warmup_steps", "seed", "eval_every", "weight_decay", "grad_clip", "ckpt_every_cpu_seconds",
-                     "eval_every_cpu_seconds"):
-            check_number(self, name, ge=0)
-        check_number(self, "budget_cpu_minutes", gt=0, optional=True)
-        check_number(self, "lr", gt=0, le=1, optional=True)  # AdamW above 1 only makes weights blow up
-        check_number(self, "threads", ge=1, optional=True)
-        check_number(self, "ema_power", gt=0)
-        check_number(self, "ema_max", ge=0, lt=1)
-        if self.device not in ("cpu", "cuda", "auto"):
-            raise ConfigError(f"device must be 'cpu', 'cuda' or 'auto' (got {self.device!r})")
-
-
-def resolve_config(raw: dict[str, Any]) -> tuple[TrainConfig, PolicyConfig]:
-    """Split a raw config dict (`policy` a name or {name, ...fields}) into typed configs."""
-    raw = dict(raw)
-    policy_raw = raw.pop("policy", "bc")
-    if isinstance(policy_raw, str):
-        policy_raw = {"name": policy_raw}
-    policy_raw = dict(policy_raw)
-    name = str(policy_raw.pop("name", "bc"))
-    _, config_cls = get_policy(name)
-    train_cfg = from_dict(TrainConfig, {**raw, "policy": name})
-    return train_cfg, from_dict(config_cls, policy_raw, where="policy.")
-
-
-def full_config(train_cfg: TrainConfig, policy_cfg: PolicyConfig) -> dict[str, Any]:
-    """The resolved run config as saved in config.json."""
-    return {**to_dict(train_cfg), "policy": {"name": train_cfg.policy, **to_dict(policy_cfg)}}
-
-
-def ema_decay(step: int, *, power: float, max_decay: float) -> float:
-    return min(max_decay, max(0.0, 1.0 - (1.0 + step) ** -power))
-
-
-def lr_factor(step: int, *, warmup: int, total: int, spent: float = 0.0, schedule: str = "cosine") -> float:
-    """Linear warm-up over `warmup` steps, then cosine decay to zero (or a constant 1); the
-    decay's progress is the further along of the steps after warm-up and `spent`, the fraction
-    of a budget used."""
-    if step < warmup:
-        return (step + 1) / warmup
-    if schedule == "constant":
-        return 1.0
-    progress = max((step - warmup) / max(1, total - warmup), spent)
-    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
 
 def _to_torch(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
@@ -216,15 +110,11 @@ class Trainer:
         self.policy: Policy = make_policy(
             train_cfg.policy, policy_cfg, shapes=self.shapes, stats=self.dataset.stats()
         ).to(self.device)
-        lr = train_cfg.lr if train_cfg.lr is not None else type(self.policy).default_lr
-        self.optimizer = torch.optim.AdamW(self.policy.parameters(), lr=lr, weight_decay=train_cfg.weight_decay)
+        self.batches = WindowBatches(self.sampler, batch_size=train_cfg.batch_size, seed=train_cfg.seed,
+                                     sampling=train_cfg.sampling)
         self.cpu_seconds = 0.0  # process CPU seconds spent in the training loop, over all resumed calls
         self.budget_seconds = None if train_cfg.budget_cpu_minutes is None else 60.0 * train_cfg.budget_cpu_minutes
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer,
-            lambda s: lr_factor(s, warmup=train_cfg.warmup_steps, total=train_cfg.steps, spent=self.budget_spent(),
-                              schedule=train_cfg.lr_schedule),
-        )
+        self.learner = get_learner(train_cfg.learner)(self.policy, train_cfg, budget_spent=self.budget_spent)
         self.ema: dict[str, torch.Tensor] | None = (
             {k: v.detach().clone() for k, v in self.policy.state_dict().items()} if policy_cfg.ema else None
         )
@@ -265,14 +155,7 @@ class Trainer:
         return copy.to(self.device).eval()
 
     def save(self) -> Path:
-        train_state = {
-            "step": self.step,
-            "model": self.policy.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
-            "ema": self.ema,
-            "cpu_seconds": self.cpu_seconds,
-        }
+        train_state = {"step": self.step, **self.learner.state_dict(), "ema": self.ema, "cpu_seconds": self.cpu_seconds}
         return save_checkpoint(
             self.run_dir,
             self.step,
@@ -286,65 +169,26 @@ class Trainer:
         """Load the newest intact checkpoint's training state (damaged ones are skipped, each
         named with its reason on stderr)."""
         _, state = next(resume_states(self.run_dir))
-        self.policy.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        self.ema = state["ema"]
+        self.learner.load_state_dict(state)
+        own = self.policy.state_dict()  # an older version's EMA may hold retired buffers
+        self.ema = None if state["ema"] is None else {k: v for k, v in state["ema"].items() if k in own}
         self.step = int(state["step"])
         self.cpu_seconds = float(state.get("cpu_seconds", 0.0))
 
-    # --- one update --------------------------------------------------------------------
+    # --- one step of the loop ------------------------------------------------------------
     def update(self) -> dict[str, float]:
+        """Draw update `step`'s batch, let the learner update on it, then the EMA."""
         t0 = time.perf_counter()
-        batch = _to_torch(self.sampler.gather(self.batch_steps(self.step)), self.device)
+        batch = _to_torch(self.batches.batch(self.step), self.device)
         t1 = time.perf_counter()
-        torch.manual_seed(self.cfg.seed * 1_000_003 + self.step)
-        self.policy.train()
-        loss, metrics = self.policy.loss(batch)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(
-                f"loss is {loss.item()} at step {self.step}; the last checkpoint is intact "
-                "(lower --lr or check the data with `imitari data info`)"
-            )
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        clip = self.cfg.grad_clip if self.cfg.grad_clip > 0 else float("inf")
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.policy.parameters(), clip)
-        if not torch.isfinite(grad_norm):  # stepping would make every weight NaN
-            raise FloatingPointError(
-                f"gradient norm is {float(grad_norm)} at step {self.step}; the last checkpoint is intact "
-                "(lower --lr or check the data with `imitari data verify`)"
-            )
-        self.optimizer.step()
-        self.scheduler.step()
+        metrics = self.learner.update(batch, self.step)
         if self.ema is not None:
             self._update_ema(ema_decay(self.step, power=self.cfg.ema_power, max_decay=self.cfg.ema_max))
         if self.device.type == "cuda":
             torch.cuda.synchronize()
         t2 = time.perf_counter()
         self.step += 1
-        return {
-            **metrics,
-            "loss": float(loss.item()),
-            "lr": float(self.scheduler.get_last_lr()[0]),
-            "grad_norm": float(grad_norm),
-            "data_time": t1 - t0,
-            "update_time": t2 - t1,
-        }
-
-    def batch_steps(self, step: int) -> np.ndarray:
-        """The current steps of update `step`'s windows, a function of (seed, step) alone: drawn
-        uniformly, or ("epochs") positions step*B .. step*B+B-1 of a sequence of passes, each a
-        permutation of all steps seeded by (seed, pass)."""
-        if self.cfg.sampling == "uniform":
-            return self.sampler.draw(self.cfg.batch_size, np.random.default_rng([self.cfg.seed, step]))
-        steps, size = self.sampler.steps, self.cfg.batch_size
-        passes, index = np.divmod(np.arange(step * size, (step + 1) * size), len(steps))
-        out = np.empty(size, dtype=np.int64)
-        for p in np.unique(passes):
-            order = np.random.default_rng([self.cfg.seed, int(p), 11]).permutation(len(steps))
-            out[passes == p] = steps[order[index[passes == p]]]
-        return out
+        return {**metrics, "data_time": t1 - t0, "update_time": t2 - t1}
 
     @torch.no_grad()
     def _update_ema(self, decay: float) -> None:
@@ -363,10 +207,11 @@ class Trainer:
         fork = torch.random.fork_rng()
         with fork:
             torch.manual_seed(self.cfg.seed)
+            phase = phase_at(policy.training_phases(), max(self.step - 1, 0))  # that of the last update
             losses = []
             for i in range(batches):
                 batch = self.valid_sampler.sample(self.cfg.batch_size, np.random.default_rng([self.cfg.seed, i, 7]))
-                losses.append(float(policy.loss(_to_torch(batch, self.device))[0]))
+                losses.append(float(policy.phase_loss(_to_torch(batch, self.device), phase)[0]))
         return float(np.mean(losses))
 
     def evaluate(self, episodes: int) -> dict[str, float]:

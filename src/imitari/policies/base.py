@@ -49,6 +49,7 @@ from torch import nn
 from imitari.config import ConfigError
 from imitari.policies.nn.obs_encoder import ObsEncoder, make_obs_encoder
 from imitari.policies.normalizer import Normalizer, NormMode
+from imitari.policies.phases import Phase
 
 Generators = torch.Generator | Sequence[torch.Generator] | None
 """Noise source of a stochastic prediction: one generator for the batch, one per row, or None
@@ -219,6 +220,8 @@ class Policy(nn.Module, ABC):
 
     default_lr: ClassVar[float] = 1e-4
     """Learning rate the trainer uses when the run config leaves `lr` unset."""
+    retired_buffers: ClassVar[tuple[str, ...]] = ()
+    """Buffers that checkpoints of older versions hold and this version dropped; ignored on load."""
 
     def __init__(self, config: PolicyConfig, *, shapes: Shapes, stats: Mapping[str, Mapping[str, Any]]) -> None:
         super().__init__()
@@ -244,6 +247,8 @@ class Policy(nn.Module, ABC):
         self._queue: ActionQueue | None = None
         self._past: PastActions | None = None
         self._generators: dict[int, torch.Generator] = {}
+        if self.retired_buffers:
+            self._register_load_state_dict_pre_hook(self._drop_retired_buffers)
 
     # --- what subclasses implement -------------------------------------------------------
     @abstractmethod
@@ -254,6 +259,24 @@ class Policy(nn.Module, ABC):
         `(B, Ta)`, torch tensors in real units (the `WindowSampler` layout). Randomness (noise,
         masks) comes from torch's global generator, which the trainer seeds per step.
         """
+
+    def training_phases(self) -> tuple[Phase, ...]:
+        """The phases a learner trains this policy through, in order (`imitari.policies.phases`);
+        one by default. Policies with several override this and `phase_loss`."""
+        return (Phase("train"),)
+
+    def phase_loss(self, batch: Mapping[str, Any], phase: str) -> tuple[torch.Tensor, dict[str, float]]:
+        """The loss of training phase `phase` (a name from `training_phases`): `loss` by default."""
+        names = [p.name for p in self.training_phases()]
+        if phase not in names:
+            raise ValueError(f"{type(self).__name__} has no training phase '{phase}' (phases: {', '.join(names)})")
+        return self.loss(batch)
+
+    def _drop_retired_buffers(self, state: dict[str, Any], prefix: str, *args: Any) -> None:
+        """Load-state pre-hook: forget buffers older versions saved (`retired_buffers`), so their
+        checkpoints still load."""
+        for name in self.retired_buffers:
+            state.pop(prefix + name, None)
 
     @abstractmethod
     def predict_chunk(self, obs: Mapping[str, torch.Tensor], *, generator: Generators = None) -> torch.Tensor:

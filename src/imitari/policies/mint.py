@@ -23,8 +23,8 @@ Position s predicts scale s's code (teacher forcing, cross-entropy). The targets
 over the codes near the true one (`target_softness`): with one-hot targets the generator
 memorised code assignments and reached 62-80% on builtin/reach, with soft ones 94%.
 
-Training runs in two phases, counted by the persistent `updates` buffer (so a resumed run
-continues in the right phase): the first `tokenizer_steps` updates train only the codebooks
+Training runs in two phases (`training_phases`; the learner picks one from its step, so a
+resumed run continues in the right phase): the first `tokenizer_steps` updates train only the codebooks
 (VQ losses; codebooks start from data and dead codes are revived, which reassigns codes and
 would make the generator chase moving targets), then the tokeniser is frozen and only the
 generator trains, on the frozen tokeniser's codes.
@@ -57,6 +57,7 @@ from imitari.policies.base import Generators, Policy, PolicyConfig, Shapes
 from imitari.policies.nn.heads import categorical_from_normal
 from imitari.policies.nn.rvq import ResidualVQ
 from imitari.policies.nn.transformer import LearnedPositions, TransformerDecoder, TransformerSize
+from imitari.policies.phases import Phase, phase_at
 
 
 @dataclass
@@ -193,7 +194,8 @@ class MintPolicy(Policy):
 
     default_lr: ClassVar[float] = 1e-3
     config: MintConfig
-    updates: torch.Tensor
+    retired_buffers: ClassVar[tuple[str, ...]] = ("updates",)
+    """The phase counter that checkpoints before the learner seam saved."""
 
     def __init__(self, config: MintConfig, *, shapes: Shapes, stats: Mapping[str, Mapping[str, Any]]) -> None:
         super().__init__(config, shapes=shapes, stats=stats)
@@ -209,7 +211,6 @@ class MintPolicy(Policy):
         self.token_pos = LearnedPositions(n_scales, size.dim)
         self.decoder = TransformerDecoder(size, causal=True)
         self.logits = nn.Parameter(torch.randn(n_scales, size.dim, k) / math.sqrt(size.dim))
-        self.register_buffer("updates", torch.zeros((), dtype=torch.long))
         self._steps: np.ndarray | None = None
         self._demos: list[torch.Tensor | None] | None = None
 
@@ -246,12 +247,20 @@ class MintPolicy(Policy):
         return codes
 
     # --- policy contract ---------------------------------------------------------------------
+    def training_phases(self) -> tuple[Phase, ...]:
+        """The tokeniser for `tokenizer_steps` updates, then the generator."""
+        return (Phase("tokenizer", self.config.tokenizer_steps), Phase("generator"))
+
     def loss(self, batch: Mapping[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
-        """VQ loss for the first `tokenizer_steps` updates, then the tokens' cross-entropy."""
+        """The loss of the phase training starts in (the generator's when `tokenizer_steps` is 0)."""
+        return self.phase_loss(batch, phase_at(self.training_phases(), 0))
+
+    def phase_loss(self, batch: Mapping[str, Any], phase: str) -> tuple[torch.Tensor, dict[str, float]]:
+        """"tokenizer": the VQ loss; "generator": the tokens' cross-entropy (tokeniser frozen)."""
+        if phase not in ("tokenizer", "generator"):
+            raise ValueError(f"MINT has no training phase '{phase}' (phases: tokenizer, generator)")
         target = self.normalize_actions(batch["action"])
-        tokenizing = bool(self.updates < self.config.tokenizer_steps)
-        if self.training:
-            self.updates += 1
+        tokenizing = phase == "tokenizer"
         self.tokenizer.train(self.training and tokenizing)
         if tokenizing:
             codes, loss = self.tokenizer.encode(target)

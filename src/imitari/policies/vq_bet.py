@@ -25,8 +25,8 @@ Two phases, as in the paper, inside imitari's single training loop:
    chunks from drawn codes from 6-8x that of chunks from the true codes to about 1.05x, and
    raised success from 0.84-0.92 (true-code offsets from a one-hot; 0.62 after 3000 updates)
    to 0.96-1.00 over three training seeds (1.00 after 3000 updates).
-The policy counts its own training updates in a buffer (saved with the weights), so a resumed
-run continues in the right phase. `vqvae_steps` is a count, not a fraction of the run, because
+The phases are declared (`training_phases`) and the learner picks one per update from its step
+(`imitari.policies.phases`), so a resumed run continues in the right phase. `vqvae_steps` is a count, not a fraction of the run, because
 the policy never learns the run's length (a CPU-time budget fixes it only as it ends): the
 VQ-VAE's reconstruction levels off within ~300 updates at batch 64-256, so 500 costs a third of
 a 1500-update test and a few percent of a budgeted run, which does thousands.
@@ -59,6 +59,7 @@ from imitari.policies.nn.heads import categorical_from_normal
 from imitari.policies.nn.mlp import MLP
 from imitari.policies.nn.rvq import ResidualVQ
 from imitari.policies.nn.transformer import LearnedPositions, TransformerEncoder, TransformerSize
+from imitari.policies.phases import Phase, phase_at
 
 
 @dataclass
@@ -132,7 +133,8 @@ class VQBeTPolicy(Policy):
 
     default_lr: ClassVar[float] = 1e-3
     config: VQBeTConfig
-    updates: torch.Tensor
+    retired_buffers: ClassVar[tuple[str, ...]] = ("updates",)
+    """The phase counter that checkpoints before the learner seam saved."""
 
     def __init__(self, config: VQBeTConfig, *, shapes: Shapes, stats: Mapping[str, Mapping[str, Any]]) -> None:
         super().__init__(config, shapes=shapes, stats=stats)
@@ -148,7 +150,6 @@ class VQBeTPolicy(Policy):
             MLP(config.dim + level * k, k, hidden=hidden, activation="gelu") for level in range(config.levels)
         )
         self.offset_head = MLP(config.dim + chunk, chunk, hidden=hidden, activation="gelu")
-        self.register_buffer("updates", torch.zeros((), dtype=torch.long))
 
     def _tokens(self, obs: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """Features `(B, P+1, dim)` of the window's last P+1 steps, each having seen only its past."""
@@ -187,16 +188,23 @@ class VQBeTPolicy(Policy):
             codes = torch.cat([codes, code.to(h.device)[..., None]], dim=-1)
         return codes
 
+    def training_phases(self) -> tuple[Phase, ...]:
+        """The VQ-VAE for `vqvae_steps` updates, then the prior."""
+        return (Phase("vqvae", self.config.vqvae_steps), Phase("prior"))
+
     def loss(self, batch: Mapping[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
-        """Phase 1: the VQ-VAE's loss; phase 2: the prior's. Both phases log the VQ-VAE's `recon`
+        """The loss of the phase training starts in (the prior's when `vqvae_steps` is 0)."""
+        return self.phase_loss(batch, phase_at(self.training_phases(), 0))
+
+    def phase_loss(self, batch: Mapping[str, Any], phase: str) -> tuple[torch.Tensor, dict[str, float]]:
+        """"vqvae": the VQ-VAE's loss; "prior": the prior's. Both phases log the VQ-VAE's `recon`
         and `latent_error` (the prior's phase adds its own), so a logging window that spans the
         switch averages metrics present in every step."""
+        if phase not in ("vqvae", "prior"):
+            raise ValueError(f"VQ-BeT has no training phase '{phase}' (phases: vqvae, prior)")
         target = self._sub_chunks(self.normalize_actions(batch["action"]))
         flat = target.flatten(end_dim=1)
-        in_vqvae_phase = bool(self.updates < self.config.vqvae_steps)
-        if self.training:
-            self.updates += 1
-        if in_vqvae_phase:
+        if phase == "vqvae":
             latent = self.vq_encoder(flat)
             quantized, _, vq_loss = self.rvq(latent)
             recon = F.mse_loss(self.vq_decoder(quantized), flat)

@@ -1,0 +1,113 @@
+"""The run config of `imitari train`: which data, policy and learner, and the optimisation schedule.
+
+`resolve_config` splits a raw dict (from YAML or the command line; `policy` a name or
+{name, ...fields}) into the typed `TrainConfig` and the policy's own config class, each
+validating itself and suggesting the nearest name for a misspelt one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from imitari.config import ConfigError, check_number, check_types, from_dict, to_dict
+from imitari.learners.registry import get_learner
+from imitari.policies.base import PolicyConfig
+from imitari.policies.registry import get_policy
+
+
+@dataclass
+class TrainConfig:
+    """How to train: which data, which policy, and the optimisation schedule."""
+
+    data: str = ""
+    """Dataset directory (made by `imitari collect` or an importer)."""
+    policy: str = "bc"
+    """Registered policy name (`imitari policies` lists them)."""
+    learner: str = "offline"
+    """Registered learner (`imitari.learners.registry`): how the policy is trained."""
+    out: str | None = None
+    """Run directory; default runs/<dataset>-<policy>-<time>."""
+    steps: int = 5000
+    """Number of gradient updates (with a CPU budget: the most updates)."""
+    budget_cpu_minutes: float | None = None
+    """Stop when the process CPU time spent in the training loop reaches this many minutes
+    (`time.process_time()`, all threads; 16 CPU-minutes is 8 minutes on 2 idle cores)."""
+    batch_size: int = 256
+    lr: float | None = None
+    """Peak learning rate; None takes the policy's recommended `default_lr`."""
+    weight_decay: float = 1e-6
+    warmup_steps: int = 200
+    """Linear warm-up, then cosine decay to zero at `steps` or, with a CPU budget, at whichever
+    of `steps` and the budget runs out first (the decay follows the fraction of the budget
+    spent, so it ends at zero without knowing in advance how many updates will fit)."""
+    lr_schedule: Literal["cosine", "constant"] = "cosine"
+    """After the warm-up: "cosine" decay to zero (as above), or "constant" (robomimic's default)."""
+    sampling: Literal["uniform", "epochs"] = "uniform"
+    """How a batch's windows are drawn: "uniform" over all steps with replacement, or "epochs":
+    every step once per pass in a fresh order (robomimic's and LeRobot's data loaders)."""
+    grad_clip: float = 10.0
+    """Clip the global gradient norm to this (0 disables)."""
+    ema_power: float = 0.75
+    """EMA decay schedule 1 - (1 + step)^-power, capped at `ema_max` (as in Diffusion Policy)."""
+    ema_max: float = 0.9999
+    seed: int = 0
+    train_filter: str | None = "train"
+    """Filter key of the episodes to train on; falls back to all episodes if the dataset has none."""
+    log_every: int = 100
+    ckpt_every: int = 1000
+    ckpt_every_cpu_seconds: float = 60.0
+    """Also checkpoint once this many CPU-seconds passed since the last one (0: only by steps),
+    so a killed run loses at most about this much work."""
+    eval_every: int = 0
+    """Evaluate in the simulator every this many steps (0: never during training), on validation
+    seeds (`imitari.eval.seeds`), never on the seeds results are reported on."""
+    eval_every_cpu_seconds: float = 0.0
+    """Also evaluate once this many CPU-seconds of training passed since the last evaluation
+    (0: only by steps); policies that update at very different rates then get evaluated
+    equally often under one CPU budget."""
+    keep_best: bool = True
+    """With periodic evaluation: keep the checkpoint of highest validation success (then mean
+    return) in `<run>/best/`, which `imitari eval` and `imitari bench` report (robomimic keeps
+    the best by rollout success), so a long run cannot overfit the reported policy."""
+    eval_episodes: int = 10
+    num_envs: int = 8
+    device: str = "auto"
+    """'cpu', 'cuda' or 'auto' (cuda when available)."""
+    threads: int | None = None
+    """torch CPU threads; None leaves torch's default."""
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        check_types(self)
+        for name in ("steps", "batch_size", "log_every", "ckpt_every", "eval_episodes", "num_envs"):
+            check_number(self, name, ge=1)
+        for name in ("warmup_steps", "seed", "eval_every", "weight_decay", "grad_clip", "ckpt_every_cpu_seconds",
+                     "eval_every_cpu_seconds"):
+            check_number(self, name, ge=0)
+        check_number(self, "budget_cpu_minutes", gt=0, optional=True)
+        check_number(self, "lr", gt=0, le=1, optional=True)  # AdamW above 1 only makes weights blow up
+        check_number(self, "threads", ge=1, optional=True)
+        check_number(self, "ema_power", gt=0)
+        check_number(self, "ema_max", ge=0, lt=1)
+        if self.device not in ("cpu", "cuda", "auto"):
+            raise ConfigError(f"device must be 'cpu', 'cuda' or 'auto' (got {self.device!r})")
+
+
+def resolve_config(raw: dict[str, Any]) -> tuple[TrainConfig, PolicyConfig]:
+    """Split a raw config dict (`policy` a name or {name, ...fields}) into typed configs."""
+    raw = dict(raw)
+    policy_raw = raw.pop("policy", "bc")
+    if isinstance(policy_raw, str):
+        policy_raw = {"name": policy_raw}
+    policy_raw = dict(policy_raw)
+    name = str(policy_raw.pop("name", "bc"))
+    _, config_cls = get_policy(name)
+    train_cfg = from_dict(TrainConfig, {**raw, "policy": name})
+    get_learner(train_cfg.learner)  # an unknown learner fails here, naming the closest
+    return train_cfg, from_dict(config_cls, policy_raw, where="policy.")
+
+
+def full_config(train_cfg: TrainConfig, policy_cfg: PolicyConfig) -> dict[str, Any]:
+    """The resolved run config as saved in config.json."""
+    return {**to_dict(train_cfg), "policy": {"name": train_cfg.policy, **to_dict(policy_cfg)}}
