@@ -30,7 +30,8 @@ from imitari.eval import bench_table
 from imitari.eval.metrics import format_summary, summarize
 from imitari.eval.rollout import evaluate
 from imitari.data.store import Dataset
-from imitari.learners.checkpoint import find_checkpoint, load_policy, load_train_state, read_checkpoint_config, reported_checkpoint
+from imitari.learners.checkpoint import load_train_state, reported_checkpoint
+from imitari.policies.loading import find_checkpoint, load_policy, read_checkpoint_config
 from imitari.learners.loop import train
 
 ROBOMIMIC = {

@@ -79,7 +79,7 @@ def main() -> None:
     from imitari.envs.collect import collect
     from imitari.eval.metrics import summarize
     from imitari.eval.rollout import evaluate, expert_policy
-    from imitari.learners.checkpoint import CheckpointError, find_checkpoint, load_policy
+    from imitari.policies.loading import CheckpointError, find_checkpoint, load_policy
     from imitari.learners.loop import resume, train
 
     out = Path(args.out)

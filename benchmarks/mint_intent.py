@@ -32,7 +32,7 @@ from imitari.data.store import Dataset
 from imitari.envs.builtin.point_tasks import TwoRoutesEnv, TwoRoutesExpert
 from imitari.envs.collect import collect
 from imitari.eval.rollout import eval_seeds, evaluate
-from imitari.learners.checkpoint import load_policy
+from imitari.policies.loading import load_policy
 from imitari.learners.loop import train
 from imitari.policies.mint import MintPolicy
 

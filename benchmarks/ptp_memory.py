@@ -38,7 +38,7 @@ import torch
 from imitari.envs.collect import collect
 from imitari.eval.metrics import EpisodeResult, summarize
 from imitari.eval.rollout import eval_seeds, evaluate
-from imitari.learners.checkpoint import load_policy
+from imitari.policies.loading import load_policy
 from imitari.learners.loop import train
 from imitari.policies.base import Policy
 

@@ -22,7 +22,7 @@ from imitari.cli import user_errors
 from imitari.config import parse_overrides
 from imitari.eval.metrics import summarize
 from imitari.eval.rollout import eval_seeds, evaluate
-from imitari.learners.checkpoint import load_policy
+from imitari.policies.loading import load_policy
 
 
 def parse(entry: str) -> tuple[str, str, dict]:

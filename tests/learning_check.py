@@ -15,7 +15,7 @@ def train_and_evaluate(data: Path, out: Path, policy: dict, *, steps: int, batch
     held-out seeds (100000+) of `task`, and return the success rate."""
     from imitari.eval.metrics import summarize
     from imitari.eval.rollout import eval_seeds, evaluate
-    from imitari.learners.checkpoint import load_policy
+    from imitari.policies.loading import load_policy
     from imitari.learners.loop import train
 
     run = train({"data": str(data), "out": str(out), "policy": policy, "steps": steps, "batch_size": batch_size,

@@ -33,7 +33,8 @@ def evaluate_run(
     from imitari.eval.report import write_eval_json
     from imitari.eval.rollout import evaluate, expert_policy
     from imitari.eval.video import save_video
-    from imitari.learners.checkpoint import BEST, load_policy, read_checkpoint_config, reported_checkpoint
+    from imitari.learners.checkpoint import BEST, reported_checkpoint
+    from imitari.policies.loading import load_policy, read_checkpoint_config
 
     ckpt = reported_checkpoint(run)
     run_dir = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt
@@ -107,7 +108,7 @@ def demo(cfg: DemoConfig) -> Path:
     """Collect -> train -> evaluate -> report; returns the report path."""
     from imitari.envs.collect import collect
     from imitari.eval.report import write_report
-    from imitari.learners.checkpoint import CheckpointError, find_checkpoint
+    from imitari.policies.loading import CheckpointError, find_checkpoint
     from imitari.learners.loop import resume, train
 
     start = time.perf_counter()

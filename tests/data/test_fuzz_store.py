@@ -21,7 +21,8 @@ from hypothesis import strategies as st
 
 from imitari.data.meta import read as read_meta
 from imitari.data.store import Dataset, DatasetError
-from imitari.learners.checkpoint import CheckpointError, find_checkpoint, load_policy, load_train_state
+from imitari.learners.checkpoint import load_train_state
+from imitari.policies.loading import CheckpointError, find_checkpoint, load_policy
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 

@@ -15,7 +15,8 @@ from imitari.eval.bench import BenchConfig, parse_spec, run_bench, split_specs
 from imitari.eval.bench_table import read_rows
 from imitari.eval.suites import Suite, get_suite
 from imitari.learners import loop
-from imitari.learners.checkpoint import find_checkpoint, load_train_state
+from imitari.learners.checkpoint import load_train_state
+from imitari.policies.loading import find_checkpoint
 
 REACH, ROUTES = "builtin/reach", "builtin/two_routes"
 SMALL = {  # 1.2 CPU-seconds of training per run, a checkpoint every 0.3
@@ -260,11 +261,11 @@ def test_validation_split_has_its_own_table(tmp_path: Path, monkeypatch) -> None
 
 
 def test_bench_reports_the_best_checkpoint(tmp_path: Path, monkeypatch) -> None:
-    from imitari.learners import checkpoint
+    from imitari.policies import loading
 
     loaded: list[Path] = []
-    real = checkpoint.load_policy
-    monkeypatch.setattr(checkpoint, "load_policy", lambda path, **kw: loaded.append(Path(path)) or real(path, **kw))
+    real = loading.load_policy
+    monkeypatch.setattr(loading, "load_policy", lambda path, **kw: loaded.append(Path(path)) or real(path, **kw))
     periodic = {**SMALL["train"], "eval_every_cpu_seconds": 0.3, "eval_episodes": 4}
     out = tmp_path / "bench"
     _bench(out, ["bc"], _suite(train=periodic))

@@ -11,7 +11,8 @@ from safetensors.torch import load_file
 
 from imitari.config import ConfigError
 from imitari.learners import loop
-from imitari.learners.checkpoint import find_checkpoint, load_train_state
+from imitari.learners.checkpoint import load_train_state
+from imitari.policies.loading import find_checkpoint
 from imitari.learners.loop import Trainer, resume, train
 from imitari.learners.schedule import lr_factor
 

@@ -13,7 +13,8 @@ import torch
 from safetensors.torch import load_file
 
 from imitari.cli import main
-from imitari.learners.checkpoint import CheckpointError, find_checkpoint, load_policy, load_train_state
+from imitari.learners.checkpoint import load_train_state
+from imitari.policies.loading import CheckpointError, find_checkpoint, load_policy
 from imitari.learners.loop import Trainer, resume, train
 
 TINY_BC = {"name": "bc", "hidden": [16], "action_horizon": 4, "exec_horizon": 2}

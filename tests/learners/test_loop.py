@@ -10,7 +10,7 @@ import torch
 from safetensors.torch import load_file
 
 from imitari.config import ConfigError
-from imitari.learners.checkpoint import find_checkpoint, load_policy
+from imitari.policies.loading import find_checkpoint, load_policy
 from imitari.learners.config import resolve_config
 from imitari.learners.loop import Trainer, resume, train
 from imitari.learners.schedule import ema_decay, lr_factor
@@ -121,7 +121,7 @@ def test_periodic_evaluation_is_logged(reach_dataset: Path, tmp_path: Path) -> N
 
 def test_load_policy_overrides_inference_fields(reach_dataset: Path, tmp_path: Path) -> None:
     from imitari.config import ConfigError
-    from imitari.learners.checkpoint import CheckpointError, load_policy
+    from imitari.policies.loading import CheckpointError, load_policy
     from imitari.learners.loop import train
 
     run = train({"data": str(reach_dataset), "out": str(tmp_path / "run"), "steps": 2, "progress": False,

@@ -14,7 +14,8 @@ from safetensors.torch import load_file
 
 from imitari.eval import rollout
 from imitari.eval.seeds import is_validation
-from imitari.learners.checkpoint import find_checkpoint, reported_checkpoint
+from imitari.learners.checkpoint import reported_checkpoint
+from imitari.policies.loading import find_checkpoint
 from imitari.learners.config import resolve_config
 from imitari.learners.loop import Trainer, train
 from imitari.learners.schedule import lr_factor

@@ -193,7 +193,7 @@ def results_csv(out: Path, split: str) -> Path:
 def run_dir(out: Path, task: str, label: str, seed: int) -> Path:
     """`<out>/runs/TASK/SPEC/seed<k>/`; seed 0 of a bench made before training seeds existed
     keeps its run at `<out>/runs/TASK/SPEC/` when a complete checkpoint is there."""
-    from imitari.learners.checkpoint import CheckpointError, find_checkpoint
+    from imitari.policies.loading import CheckpointError, find_checkpoint
 
     base = out / "runs" / _slug(task) / _slug(label)
     if seed == 0 and (base / "checkpoints").is_dir():
@@ -208,7 +208,8 @@ def run_dir(out: Path, task: str, label: str, seed: int) -> Path:
 def _reported(run: Path, device: str) -> tuple[Any, dict[str, Any]]:
     """The policy of the checkpoint the run reports (`reported_checkpoint`: best, else latest)
     and the CSV columns saying which one it was."""
-    from imitari.learners.checkpoint import BEST, load_policy, reported_checkpoint
+    from imitari.learners.checkpoint import BEST, reported_checkpoint
+    from imitari.policies.loading import load_policy
 
     ckpt = reported_checkpoint(run)
     source = "best" if ckpt.parent.parent == run / BEST else "latest"
@@ -221,7 +222,8 @@ def _train(spec: PolicySpec, suite: Suite, data: Path, run: Path, cfg: BenchConf
     """Train (or resume) one run to the budget with the suite's training settings and this
     seed; returns (updates, CPU seconds) over all calls. A run that already spent its budget
     (trained for the other split) is left as it is."""
-    from imitari.learners.checkpoint import CheckpointError, find_checkpoint, load_train_state
+    from imitari.learners.checkpoint import load_train_state
+    from imitari.policies.loading import CheckpointError, find_checkpoint
     from imitari.learners.loop import resume, train
 
     runtime = {"device": cfg.device, "threads": cfg.threads, "progress": cfg.progress}
@@ -246,7 +248,8 @@ def _train(spec: PolicySpec, suite: Suite, data: Path, run: Path, cfg: BenchConf
 def _spent(ckpt: Path) -> float:
     """CPU seconds a checkpoint's run had spent; 0 if its training state is unreadable (resuming
     then falls back to the newest intact checkpoint)."""
-    from imitari.learners.checkpoint import CheckpointError, load_train_state
+    from imitari.learners.checkpoint import load_train_state
+    from imitari.policies.loading import CheckpointError
 
     try:
         return float(load_train_state(ckpt).get("cpu_seconds", 0.0))

@@ -28,17 +28,16 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
-from imitari.config import ConfigError, from_dict, to_dict
 from imitari.data.checksums import file_crc32
-from imitari.policies.base import Policy, Shapes
-from imitari.policies.registry import get_policy
-
-CHECKPOINTS = "checkpoints"
-MANIFEST = "manifest.json"
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint or run directory that is missing or unreadable."""
+from imitari.policies.loading import (
+    CHECKPOINTS,
+    MANIFEST,
+    CheckpointError,
+    find_checkpoint,
+    nonfinite,
+    one_line,
+    verify_files,
+)
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
@@ -50,45 +49,6 @@ def write_json_atomic(path: Path, data: Any) -> None:
 
 def _contiguous(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v.detach().contiguous().cpu() for k, v in state.items()}
-
-
-def _nonfinite(state: dict[str, torch.Tensor]) -> list[str]:
-    return [k for k, v in state.items() if v.dtype.is_floating_point and not bool(torch.isfinite(v).all())]
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
-
-
-def verify_files(ckpt: Path, *names: str) -> None:
-    """CheckpointError unless each of `names` is in `ckpt` and, when the checkpoint has a
-    manifest (every one written since manifests exist), matches its recorded CRC-32."""
-    for name in names:
-        if not (ckpt / name).is_file():
-            raise CheckpointError(f"{ckpt}: {name} is missing")
-    if not (ckpt / MANIFEST).exists():
-        return  # written before manifests: read unverified
-    try:
-        recorded = json.loads((ckpt / MANIFEST).read_text())["files"]
-        if not isinstance(recorded, dict):
-            raise TypeError("'files' is not a mapping")
-    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
-        raise CheckpointError(f"{ckpt}: {MANIFEST} is damaged ({_one_line(exc)})") from exc
-    for name in names:
-        if name not in recorded:
-            raise CheckpointError(f"{ckpt}: {MANIFEST} does not list {name}: one of them was changed")
-        if file_crc32(ckpt / name) != recorded[name]:
-            raise CheckpointError(f"{ckpt}: {name} does not match its checksum in {MANIFEST} (truncated or damaged)")
-
-
-def read_json(ckpt: Path, name: str) -> Any:
-    """A verified JSON file of the checkpoint; CheckpointError if it cannot be used."""
-    verify_files(ckpt, name)
-    try:
-        return json.loads((ckpt / name).read_text())
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise CheckpointError(f"cannot read {ckpt / name}: {_one_line(exc)}") from exc
 
 
 def save_checkpoint(
@@ -104,7 +64,7 @@ def save_checkpoint(
     """Write `checkpoints/step_<step>` atomically, point `latest` at it, prune old ones.
 
     FloatingPointError, before anything is written, if a weight is NaN or inf."""
-    bad = _nonfinite(inference_state) + _nonfinite((train_state or {}).get("model") or {})
+    bad = nonfinite(inference_state) + nonfinite((train_state or {}).get("model") or {})
     if bad:
         raise FloatingPointError(
             f"weights {sorted(set(bad))[:3]} are NaN or inf at step {step}: not saved; the last checkpoint is intact "
@@ -136,79 +96,6 @@ def save_checkpoint(
     return final
 
 
-def find_checkpoint(path: str | Path) -> Path:
-    """Resolve a run directory or checkpoint directory to a checkpoint directory."""
-    path = Path(path)
-    if not path.exists():
-        raise CheckpointError(f"no such run or checkpoint: {path}")
-    if (path / "model.safetensors").is_file():
-        return path
-    root = path / CHECKPOINTS
-    latest = root / "latest"
-    if latest.is_file():
-        ckpt = root / latest.read_text().strip()
-        if (ckpt / "model.safetensors").is_file():
-            return ckpt
-    steps = sorted(p for p in root.glob("step_*") if (p / "model.safetensors").is_file())
-    if not steps:
-        raise CheckpointError(f"{path} holds no checkpoint (expected {root}/step_*/model.safetensors)")
-    return steps[-1]
-
-
-def read_checkpoint_config(ckpt: Path) -> dict[str, Any]:
-    config = read_json(ckpt, "config.json")
-    if not isinstance(config, dict):
-        raise CheckpointError(f"{ckpt / 'config.json'} does not hold a config mapping")
-    return config
-
-
-def load_policy(path: str | Path, *, device: str = "cpu", overrides: dict[str, Any] | None = None) -> Policy:
-    """Rebuild the policy stored in a checkpoint (or a run's latest one), ready for `act`.
-
-    `overrides` change inference-time fields of the saved policy config (a sampler, a number of
-    denoising steps, `ptp_candidates`), so one checkpoint can be evaluated several ways; a field
-    that shapes the weights makes loading fail with the weights' mismatch. Every file is
-    checked against the manifest first; anything unusable is a one-line CheckpointError."""
-    ckpt = find_checkpoint(path)
-    config = read_checkpoint_config(ckpt)
-    stats = read_json(ckpt, "normalizer.json")
-    verify_files(ckpt, "model.safetensors")
-    try:
-        policy_raw = dict(config["policy"])
-        name = policy_raw.pop("name")
-        policy_cls, config_cls = get_policy(name)
-        shapes = Shapes(
-            obs={k: tuple(v) for k, v in config["shapes"]["obs"].items()},
-            action=tuple(config["shapes"]["action"]),
-        )
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise CheckpointError(f"{ckpt}: config.json does not describe a policy ({_one_line(exc)})") from exc
-    try:
-        policy_cfg = from_dict(config_cls, policy_raw, where="policy.")
-    except ConfigError as exc:
-        raise CheckpointError(f"{ckpt}: policy config does not match this imitari version: {exc}") from exc
-    if overrides:
-        policy_cfg = from_dict(config_cls, {**to_dict(policy_cfg), **overrides}, where="policy.")
-    try:
-        policy = policy_cls(policy_cfg, shapes=shapes, stats=stats)
-        state = load_file(str(ckpt / "model.safetensors"))
-    except ConfigError:
-        raise
-    except Exception as exc:  # safetensors, torch and the normaliser raise several types
-        raise CheckpointError(f"{ckpt}: cannot rebuild the policy ({_one_line(exc)})") from exc
-    bad = _nonfinite(state)
-    if bad:
-        raise CheckpointError(f"{ckpt}: weights {bad[:3]} are NaN or inf; this checkpoint cannot act")
-    try:
-        missing, unexpected = policy.load_state_dict(state, strict=False)
-    except RuntimeError as exc:  # tensors of the wrong shape
-        lines = str(exc).splitlines()
-        raise CheckpointError(f"{ckpt}: weights do not fit the policy: {(lines[1] if len(lines) > 1 else lines[0]).strip()}") from exc
-    if missing or unexpected:
-        raise CheckpointError(f"{ckpt}: weights do not fit the policy (missing {missing[:5]}, unexpected {unexpected[:5]})")
-    return policy.to(device).eval()
-
-
 def load_train_state(ckpt: Path) -> dict[str, Any]:
     """The training state of `ckpt` (`weights_only`: no code runs); CheckpointError if unusable."""
     if not (ckpt / "train_state.pt").is_file():
@@ -217,7 +104,7 @@ def load_train_state(ckpt: Path) -> dict[str, Any]:
     try:
         state = torch.load(ckpt / "train_state.pt", map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several types for a damaged or hostile file
-        raise CheckpointError(f"{ckpt}: train_state.pt cannot be loaded safely ({_one_line(exc)})") from exc
+        raise CheckpointError(f"{ckpt}: train_state.pt cannot be loaded safely ({one_line(exc)})") from exc
     if not isinstance(state, dict) or not {"step", "model"} <= set(state):
         raise CheckpointError(f"{ckpt}: train_state.pt does not hold a training state")
     return state
