@@ -6,8 +6,8 @@ Run it with the peer venv's python (made by `benchmarks/peers/robomimic_venv.sh`
     ~/.cache/imitari-peers/robomimic/bin/python benchmarks/peers/robomimic_bc.py \\
         --data data/shelf-place --out results/peers/robomimic_bc/shelf-place --seed-start 1000
 
-What it does: writes the demos as a robomimic HDF5 file (`data/demo_i/{obs/state,
-next_obs/state, actions, rewards, dones}`, `data` attrs `total` and `env_args`), writes a
+What it does: writes the demos as a robomimic HDF5 file (`imitari data convert --to robomimic`:
+`data/demo_i/{obs/state, next_obs/state, actions, rewards, dones}`), writes a
 config from robomimic's own `config_factory("bc")` defaults (MLP 1024x1024, L2 loss, Adam 1e-4
 constant, batch 100, 100 steps per epoch, no observation normalisation) with only the run
 length, the output folder, the seed and the observation key changed, trains with
@@ -25,40 +25,22 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
 
 def write_hdf5(data_dir: str, path: Path) -> str:
-    """The imitari dataset as a robomimic HDF5 file; returns its task name."""
-    import h5py
-
+    """The imitari dataset as a robomimic HDF5 file (`imitari.data.formats.robomimic`); its task."""
+    from imitari.data.formats import robomimic
     from imitari.data.store import Dataset
 
     ds = Dataset.open(data_dir)
-    arrays = ds.arrays()
-    obs, actions = np.asarray(arrays["obs.state"]), np.asarray(arrays["action"])
-    ends = np.asarray(ds.episode_ends)
-    starts = np.concatenate([[0], ends[:-1]])
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    with h5py.File(tmp, "w") as f:
-        grp = f.create_group("data")
-        grp.attrs["total"] = int(ends[-1])
-        grp.attrs["env_args"] = json.dumps({"env_name": ds.env, "type": 2, "env_kwargs": {}})
-        for i, (a, b) in enumerate(zip(starts, ends)):
-            demo = grp.create_group(f"demo_{i}")
-            demo.attrs["num_samples"] = int(b - a)
-            demo.create_dataset("obs/state", data=obs[a:b])
-            demo.create_dataset("next_obs/state", data=np.concatenate([obs[a + 1:b], obs[b - 1:b]]))
-            demo.create_dataset("actions", data=actions[a:b])
-            demo.create_dataset("rewards", data=np.zeros(b - a))
-            demo.create_dataset("dones", data=(np.arange(a, b) == b - 1).astype(np.int64))
-    os.replace(tmp, path)
+    robomimic.write(ds, path)
     return ds.env
 
 
@@ -126,27 +108,28 @@ def main() -> None:
         run_root = out / "runs"
         config = write_config(out / "demos.hdf5", run_root, steps=args.steps, seed=seed)
         run_dir = run_root / f"seed{seed}"
-        if run_dir.exists():  # robomimic's train.py asks on stdin before overwriting
-            import shutil
-
-            shutil.rmtree(run_dir)
-        start, before = time.time(), os.times()
-        child = subprocess.run([sys.executable, "-m", "robomimic.scripts.train", "--config", str(config)],
-                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        if child.returncode != 0:
-            raise SystemExit(f"robomimic train.py failed: {child.stderr.strip().splitlines()[-1:]}")
-        after = os.times()
-        cpu_minutes = (after.children_user + after.children_system - before.children_user - before.children_system) / 60
-        wall = time.time() - start
-        ckpts = sorted(run_dir.glob("*/models/model_epoch_*.pth"), key=lambda p: int(p.stem.rsplit("_", 1)[1]))
-        policy = RobomimicPolicy(ckpts[-1])
+        final = list(run_dir.glob(f"*/models/model_epoch_{args.steps // 100}.pth"))
+        cpu_file = run_dir / "cpu_minutes.txt"
+        if not final:  # train afresh (robomimic's train.py cannot resume)
+            shutil.rmtree(run_dir, ignore_errors=True)  # train.py asks on stdin before overwriting
+            before = os.times()
+            child = subprocess.run([sys.executable, "-m", "robomimic.scripts.train", "--config", str(config)],
+                                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                   text=True)
+            if child.returncode != 0:
+                raise SystemExit(f"robomimic train.py failed: {child.stderr.strip().splitlines()[-1:]}")
+            after = os.times()
+            used = (after.children_user + after.children_system - before.children_user - before.children_system) / 60
+            cpu_file.write_text(f"{used:.2f}\n")
+            final = list(run_dir.glob(f"*/models/model_epoch_{args.steps // 100}.pth"))
+        cpu_minutes = float(cpu_file.read_text()) if cpu_file.is_file() else float("nan")  # nan: not recorded
+        policy = RobomimicPolicy(final[0])
         results, _ = evaluate(policy, task, seeds=seeds, num_envs=10, progress=False)
         summary = summarize(results)
         bench_table.append_row(csv_path, bench_table.summary_row(
             task, label, summary, seeds=seeds, updates=args.steps,
             cpu_minutes=round(cpu_minutes, 2)))
-        print(f"{label}: {format_summary(summary)} (trained in {wall:.0f} s wall, {cpu_minutes:.1f} CPU-minutes)",
-              flush=True)
+        print(f"{label}: {format_summary(summary)} (trained in {cpu_minutes:.1f} CPU-minutes)", flush=True)
 
 
 if __name__ == "__main__":
