@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 
 from imitari.config import load_file
-from imitari.eval import bench_table
+from imitari import bench_table
 from imitari.eval.metrics import format_summary, summarize
 from imitari.eval.rollout import evaluate
 from imitari.data.store import Dataset

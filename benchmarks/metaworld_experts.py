@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from imitari.envs.metaworld_tasks import TASKS
-from imitari.eval.bench_table import append_csv, read_csv
+from imitari.bench_table import append_csv, read_csv
 from imitari.eval.metrics import summarize
 from imitari.eval.rollout import evaluate, expert_policy
 

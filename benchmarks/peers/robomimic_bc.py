@@ -92,7 +92,7 @@ def main() -> None:
     parser.add_argument("--seed-start", type=int, default=1000)
     parser.add_argument("--episodes", type=int, default=50)
     args = parser.parse_args()
-    from imitari.eval import bench_table
+    from imitari import bench_table
     from imitari.eval.metrics import format_summary, summarize
     from imitari.eval.rollout import evaluate
 

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from imitari.config import ConfigError, load_file, merge, nest, parse_overrides
-from imitari.eval.suites import SUITES
+from imitari.suites import SUITES
 
 
 def _cmd_collect(args: argparse.Namespace) -> None:
@@ -87,7 +87,7 @@ def _cmd_eval(args: argparse.Namespace) -> None:
 
 
 def _cmd_bench(args: argparse.Namespace) -> None:
-    from imitari.eval.bench import BenchConfig, parse_seeds, run_bench, split_specs
+    from imitari.bench import BenchConfig, parse_seeds, run_bench, split_specs
 
     run_bench(BenchConfig(
         suite=args.suite, policies=split_specs(args.policies) if args.policies else None,

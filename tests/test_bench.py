@@ -11,9 +11,9 @@ import pytest
 
 from imitari.cli import main
 from imitari.config import ConfigError
-from imitari.eval.bench import BenchConfig, parse_spec, run_bench, split_specs
-from imitari.eval.bench_table import read_rows
-from imitari.eval.suites import Suite, get_suite
+from imitari.bench import BenchConfig, parse_spec, run_bench, split_specs
+from imitari.bench_table import read_rows
+from imitari.suites import Suite, get_suite
 from imitari.learners import loop
 from imitari.learners.checkpoint import load_train_state
 from imitari.policies.loading import find_checkpoint
@@ -80,8 +80,8 @@ def test_partial_runs_merge_into_one_table(tmp_path: Path, monkeypatch) -> None:
 KILLED_RUN = """
 import json, os, signal, sys
 import torch
-from imitari.eval.bench import BenchConfig, run_bench
-from imitari.eval.suites import get_suite
+from imitari.bench import BenchConfig, run_bench
+from imitari.suites import get_suite
 from imitari.learners import loop
 
 real_save = loop.Trainer.save
@@ -207,8 +207,8 @@ def test_training_seeds_each_train_a_run_and_the_table_shows_their_spread(tmp_pa
 def test_old_tables_and_run_folders_read_as_seed_0(tmp_path: Path) -> None:
     import csv
 
-    from imitari.eval.bench import run_dir
-    from imitari.eval.bench_table import FIELDS, append_row, bar_chart, markdown
+    from imitari.bench import run_dir
+    from imitari.bench_table import FIELDS, append_row, bar_chart, markdown
 
     old = [f for f in FIELDS if f not in ("train_seed", "reported_step", "reported_from")]
     path = tmp_path / "results.csv"

@@ -1,6 +1,6 @@
 """`imitari bench`: train every policy on every task of a suite under one CPU budget, and table it.
 
-For each task of the suite (`imitari.eval.suites`): collect the scripted demonstrations once
+For each task of the suite (`imitari.suites`): collect the scripted demonstrations once
 into `<out>/data/`, evaluate the expert on the evaluation seeds, then for each policy spec and
 each training seed train a run in `<out>/runs/TASK/SPEC/seed<k>/` that stops at the suite's
 budget of process CPU time, and evaluate the checkpoint it reports (its best by validation
@@ -28,9 +28,9 @@ from typing import Any
 
 from imitari.config import ConfigError
 from imitari.data.files import write_json_atomic
-from imitari.eval import bench_table
+from imitari import bench_table
 from imitari.eval.metrics import EvalSummary, format_summary, summarize
-from imitari.eval.suites import Suite, check_split, get_suite, select_tasks
+from imitari.suites import Suite, check_split, get_suite, select_tasks
 from imitari.policies.base import PolicyConfig
 
 STEP_CAP = 1_000_000_000
