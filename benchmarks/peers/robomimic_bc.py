@@ -40,6 +40,7 @@ def write_hdf5(data_dir: str, path: Path) -> str:
 
     ds = Dataset.open(data_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
+    path.unlink(missing_ok=True)  # derived from the dataset: rewrite it
     robomimic.write(ds, path)
     return ds.env
 
