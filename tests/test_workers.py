@@ -21,8 +21,8 @@ time.sleep(60)
 """,
     "eval": """
 import time
-from imitari.eval.rollout import _WorkerPool
-pool = _WorkerPool("builtin/reach", 2, 2, render=False)
+from imitari.rollouts.envs import WorkerPool
+pool = WorkerPool("builtin/reach", 2, 2, render=False)
 print(" ".join(str(p.pid) for p in pool.procs), flush=True)
 time.sleep(60)
 """,

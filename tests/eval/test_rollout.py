@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from imitari.eval.metrics import summarize
-from imitari.eval.rollout import EnvWorkerError, eval_seeds, evaluate, expert_policy
+from imitari.eval.rollout import eval_seeds, evaluate, expert_policy
+from imitari.rollouts.envs import EnvWorkerError
 from imitari.eval.video import save_video
 
 MAX_STEPS = 25
@@ -112,7 +113,7 @@ RIGHT = sum(goal_of(s) > 0 for s in SEEDS)
 
 
 def test_success_counting_and_per_slot_resets(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("imitari.eval.rollout._WorkerPool", None)  # workers=1 must not start processes
+    monkeypatch.setattr("imitari.rollouts.engine.WorkerPool", None)  # workers=1 must not start processes
     policy = RightOnlyPolicy()
     results, videos = evaluate(policy, LineTask(), seeds=SEEDS, num_envs=3, workers=1, progress=False)
     assert videos == []
