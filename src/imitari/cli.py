@@ -157,13 +157,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--val-fraction", type=float, default=0.1)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_cmd_data_split)
-
     p = data.add_parser("convert", help="convert between imitari, LeRobot v3.0, robomimic HDF5 and Minari (docs/formats.md)")
     p.add_argument("src", help="dataset to read (format detected)")
     p.add_argument("dst", help="new path to write")
     p.add_argument("--to", required=True, choices=["imitari", "lerobot", "robomimic", "minari"])
     p.add_argument("--env", help="imitari task of the episodes, when the source does not name one")
     p.set_defaults(func=_cmd_data_convert)
+
     p = sub.add_parser(
         "train",
         help="train a policy on a dataset",
