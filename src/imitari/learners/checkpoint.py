@@ -40,13 +40,6 @@ from imitari.policies.loading import (
 )
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON to `path` via a temporary file and an atomic rename."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2))
-    os.replace(tmp, path)
-
-
 def _contiguous(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v.detach().contiguous().cpu() for k, v in state.items()}
 

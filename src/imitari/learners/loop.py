@@ -27,16 +27,12 @@ import torch
 import imitari
 from imitari.config import ConfigError
 from imitari.data.info import dataset_summary
+from imitari.data.files import write_json_atomic
 from imitari.data.split import filter_ids
 from imitari.data.store import Dataset
 from imitari.data.windows import WindowSampler
 from imitari.learners.batches import WindowBatches
-from imitari.learners.checkpoint import (
-    BEST,
-    resume_states,
-    save_checkpoint,
-    write_json_atomic,
-)
+from imitari.learners.checkpoint import BEST, resume_states, save_checkpoint
 from imitari.learners.config import TrainConfig, full_config, resolve_config
 from imitari.learners.logger import MetricsLogger
 from imitari.learners.registry import get_learner
