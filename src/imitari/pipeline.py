@@ -32,6 +32,7 @@ def evaluate_run(
     from imitari.eval.metrics import format_summary, summarize
     from imitari.eval.report import write_eval_json
     from imitari.eval.rollout import evaluate, expert_policy
+    from imitari.eval.seeds import split_of
     from imitari.eval.video import save_video
     from imitari.learners.checkpoint import BEST, reported_checkpoint
     from imitari.policies.loading import load_policy, read_checkpoint_config
@@ -52,7 +53,8 @@ def evaluate_run(
             f"evaluation seeds {overlap[:5]}... were used to collect the training demos; pick --seed-start above them"
         )
     policy = load_policy(ckpt)
-    print(f"evaluating {ckpt} on {task}: {episodes} episodes, seeds {seeds[0]}-{seeds[-1]}")
+    split = split_of(seeds)  # validation seeds choose, the others report (imitari.eval.seeds)
+    print(f"evaluating {ckpt} on {task}: {episodes} episodes, seeds {seeds[0]}-{seeds[-1]} ({split} seeds)")
     start = time.perf_counter()
     results, videos = evaluate(
         policy, task, seeds=seeds, num_envs=num_envs, workers=workers, video_episodes=video
@@ -76,6 +78,7 @@ def evaluate_run(
             "checkpoint": str(ckpt),
             "task": task,
             "seeds": [seeds[0], seeds[-1]],
+            "split": split,
             "num_envs": num_envs,
             "expert": expert_summary,
             "videos": [str(p) for p in video_paths],
