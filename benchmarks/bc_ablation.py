@@ -29,6 +29,7 @@ from imitari.config import load_file
 from imitari import bench_table
 from imitari.eval.metrics import format_summary, summarize
 from imitari.eval.rollout import evaluate
+from imitari.eval.seeds import split_of
 from imitari.data.store import Dataset
 from imitari.learners.checkpoint import load_train_state, reported_checkpoint
 from imitari.policies.loading import find_checkpoint, load_policy, read_checkpoint_config
@@ -107,6 +108,14 @@ def main() -> None:
                     continue
                 run = out / "runs" / Path(data).name / f"{re.sub(r'[^A-Za-z0-9.]+', '_', label)}-s{seed}"
                 bench_table.append_row(csv_path, run_row(label, rows[label], data, run, seed, seeds, args.threads))
+    render(csv_path, split_of(seeds))
+
+
+def render(csv_path: Path, split: str) -> None:
+    """`results.md` beside the CSV: one line per (task, row), pooled over training seeds."""
+    table = bench_table.markdown(bench_table.read_rows(csv_path), split=split)
+    csv_path.with_suffix(".md").write_text(f"# {csv_path.parent.name}\n\n{table}\n")
+    print(table)
 
 
 if __name__ == "__main__":
