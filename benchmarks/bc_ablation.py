@@ -114,7 +114,7 @@ def main() -> None:
 def render(csv_path: Path, split: str) -> None:
     """`results.md` beside the CSV: one line per (task, row), pooled over training seeds."""
     table = bench_table.markdown(bench_table.read_rows(csv_path), split=split)
-    csv_path.with_suffix(".md").write_text(f"# {csv_path.parent.name}\n\n{table}\n")
+    csv_path.with_suffix(".md").write_text(f"# {csv_path.stem}\n\n{table}\n")
     print(table)
 
 

@@ -100,11 +100,11 @@ def main() -> None:
     out = Path(args.out)
     task = write_hdf5(args.data, out / "demos.hdf5")
     csv_path = out / "results.csv"
-    done = {r["policy"] for r in bench_table.read_rows(csv_path)}
+    done = {(r["policy"], r.get("train_seed") or "") for r in bench_table.read_rows(csv_path)}
     seeds = list(range(args.seed_start, args.seed_start + args.episodes))
     for seed in map(int, args.train_seeds.split(",")):
-        label = f"robomimic bc / seed {seed}"
-        if label in done:
+        label = "robomimic bc"
+        if (label, str(seed)) in done:
             continue
         run_root = out / "runs"
         config = write_config(out / "demos.hdf5", run_root, steps=args.steps, seed=seed)
@@ -128,7 +128,7 @@ def main() -> None:
         results, _ = evaluate(policy, task, seeds=seeds, num_envs=10, progress=False)
         summary = summarize(results)
         bench_table.append_row(csv_path, bench_table.summary_row(
-            task, label, summary, seeds=seeds, updates=args.steps,
+            task, label, summary, seeds=seeds, train_seed=seed, updates=args.steps,
             cpu_minutes=round(cpu_minutes, 2)))
         print(f"{label}: {format_summary(summary)} (trained in {cpu_minutes:.1f} CPU-minutes)", flush=True)
 
