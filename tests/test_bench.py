@@ -161,20 +161,11 @@ def test_cli_reports_bad_input_in_one_line(tmp_path: Path, capsys) -> None:
 @pytest.mark.metaworld
 def test_metaworld_core_experts_solve_seed_0() -> None:
     pytest.importorskip("metaworld")
-    from imitari.envs.registry import get_task
+    from imitari.eval.rollout import evaluate, expert_policy
 
     for task in get_suite("metaworld-core").tasks:
-        spec = get_task(task)
-        env = spec.make()
-        expert = spec.expert(env)
-        obs, _ = env.reset(seed=0)
-        expert.reset(seed=0)
-        for _ in range(spec.max_steps):
-            obs, _, terminated, truncated, info = env.step(expert(obs))
-            if terminated or truncated:
-                break
-        env.close()
-        assert info["success"], task
+        results, _ = evaluate(expert_policy(task), task, seeds=[0], num_envs=1, workers=1, progress=False)
+        assert results[0].success, task
 
 
 TINY = {"budget_cpu_minutes": 0.01, "train": {**SMALL["train"], "ckpt_every_cpu_seconds": 0.2}}
