@@ -31,7 +31,7 @@ from imitari.eval.metrics import format_summary, summarize
 from imitari.eval.rollout import evaluate
 from imitari.eval.seeds import split_of
 from imitari.data.store import Dataset
-from imitari.learners.checkpoint import load_train_state, reported_checkpoint
+from imitari.learners.checkpoint import reported_checkpoint
 from imitari.policies.loading import find_checkpoint, load_policy, read_checkpoint_config
 from imitari.learners.loop import train
 
@@ -65,6 +65,11 @@ ABLATION: dict[str, dict] = {
 }
 
 
+def _step(ckpt: Path) -> int:
+    """The update count of a checkpoint directory (`step_00001000` -> 1000)."""
+    return int(ckpt.name.rsplit("_", 1)[1])
+
+
 def run_row(label: str, config: dict, data: str, run: Path, seed: int, seeds: list[int], threads: int) -> dict:
     """Train one row on one dataset (afresh), evaluate its reported checkpoint; the CSV row."""
     shutil.rmtree(run, ignore_errors=True)
@@ -78,8 +83,8 @@ def run_row(label: str, config: dict, data: str, run: Path, seed: int, seeds: li
     summary = summarize(results)
     print(f"{task} / {label}: {format_summary(summary)}", flush=True)
     return bench_table.summary_row(
-        task, label, summary, seeds=seeds, train_seed=seed, reported_step=int(ckpt.name.rsplit("_", 1)[1]),
-        updates=int(load_train_state(find_checkpoint(run))["step"]),
+        task, label, summary, seeds=seeds, train_seed=seed, reported_step=_step(ckpt),
+        updates=_step(find_checkpoint(run)),
         cpu_minutes=round(cpu / 60, 2), params=policy.num_parameters())
 
 
