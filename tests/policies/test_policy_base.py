@@ -131,3 +131,17 @@ def test_each_env_samples_from_its_own_seeded_generator() -> None:
     a.reset()
     assert np.array_equal(again, np.stack([step(a, [0, 0, 0]) for _ in range(2)])), "reset() restarts the noise"
     assert not np.array_equal(again[:, 0], run_a[:2, 0]), "without seeds, envs use their slot's stream"
+
+
+def test_obs_noise_perturbs_training_inputs_only() -> None:
+    for bad in (-0.1, float("nan"), float("inf")):
+        with pytest.raises(ConfigError, match="obs_noise must be a finite number >= 0"):
+            PolicyConfig(obs_noise=bad)
+    policy = WindowEcho(PolicyConfig(obs_noise=0.5))
+    obs = {"x": torch.full((256, 2, 1), 500.0)}  # normalised: 0.5
+    torch.manual_seed(0)
+    noisy = policy.train().normalize_obs(obs)["x"]
+    assert abs(noisy.mean().item() - 0.5) < 0.1 and abs(noisy.std().item() - 0.5) < 0.1
+    assert torch.equal(policy.eval().normalize_obs(obs)["x"], torch.full((256, 2, 1), 0.5))
+    torch.manual_seed(0)
+    assert torch.equal(policy.train().normalize_obs(obs)["x"], noisy)  # the trainer's per-step seed decides it

@@ -98,6 +98,9 @@ class PolicyConfig:
     (zero mean, unit std) or "none" (`Normalizer`; docs/generalisation.md compares them)."""
     action_norm: NormMode = "limits"
     """Normalisation of the `action` feature (the targets the network regresses or denoises)."""
+    obs_noise: float = 0.0
+    """Std of Gaussian noise added to the normalised low-dimensional observations in training
+    only (augmentation against fitting a few demos' exact states; docs/generalisation.md)."""
 
     def __post_init__(self) -> None:
         for name in ("obs_horizon", "action_horizon", "exec_horizon"):
@@ -108,6 +111,8 @@ class PolicyConfig:
                 raise ConfigError(f"{name} must be one of {list(get_args(NormMode))} (got {getattr(self, name)!r})")
         if self.obs_range_floor < 0:
             raise ConfigError(f"obs_range_floor must be >= 0 (got {self.obs_range_floor})")
+        if not 0 <= self.obs_noise < math.inf:
+            raise ConfigError(f"obs_noise must be a finite number >= 0 (got {self.obs_noise})")
         if self.seed < 0:
             raise ConfigError(f"seed must be >= 0 (got {self.seed})")
         if self.past_horizon is not None and not 0 <= self.past_horizon < self.obs_horizon:
@@ -302,8 +307,12 @@ class Policy(nn.Module, ABC):
         return sum(p.numel() for p in self.parameters())
 
     def normalize_obs(self, obs: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Each observation key in normalised units, in the module's dtype."""
-        return {key: self.normalizer.normalize(f"obs.{key}", obs[key].to(self.dtype)) for key in self.shapes.obs}
+        """Each observation key in normalised units, in the module's dtype; in training mode plus
+        `obs_noise` (torch's global generator, which the trainer seeds per step)."""
+        out = {key: self.normalizer.normalize(f"obs.{key}", obs[key].to(self.dtype)) for key in self.shapes.obs}
+        if self.training and self.config.obs_noise > 0:
+            out = {key: value + self.config.obs_noise * torch.randn_like(value) for key, value in out.items()}
+        return out
 
     def encode_obs(self, obs: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """Normalised, flattened observation window: `(B, obs_encoder.out_dim)`."""
