@@ -28,7 +28,7 @@ from imitari.learners.registry import get_learner, learner_names  # noqa: E402
 from imitari.policies.base import Policy  # noqa: E402
 from imitari.policies.loading import load_policy  # noqa: E402
 from imitari.policies.phases import phase_at  # noqa: E402
-from imitari.policies.registry import make_policy, policy_names  # noqa: E402
+from imitari.policies.registry import get_policy, make_policy, policy_names  # noqa: E402
 
 STATS = reference_stats()
 
@@ -103,6 +103,18 @@ def test_policy_has_a_golden_file(name: str) -> None:
     assert cases, f"policy '{name}' has no golden case: add one to tests/policies/make_golden.py CASES"
     for case in cases:
         assert (GOLDEN_DIR / f"{case}.safetensors").is_file(), f"run tests/policies/make_golden.py {case}"
+
+
+@pytest.mark.parametrize("name", policy_names())
+def test_policy_train_defaults_are_valid_train_config_fields(name: str) -> None:
+    from imitari.learners.config import resolve_config
+
+    policy_cls, _ = get_policy(name)
+    defaults = policy_cls.all_train_defaults()
+    assert "lr" in defaults
+    train_cfg, _ = resolve_config({"policy": name, "data": "unused"})
+    assert all(getattr(train_cfg, key) == value for key, value in defaults.items())
+    assert resolve_config({"policy": name, "lr": 0.5, "data": "unused"})[0].lr == 0.5  # the run config wins
 
 
 TINY_BC = {"hidden": (16, 16), "action_horizon": 4, "exec_horizon": 2}

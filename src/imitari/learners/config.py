@@ -2,7 +2,8 @@
 
 `resolve_config` splits a raw dict (from YAML or the command line; `policy` a name or
 {name, ...fields}) into the typed `TrainConfig` and the policy's own config class, each
-validating itself and suggesting the nearest name for a misspelt one.
+validating itself and suggesting the nearest name for a misspelt one. Training fields the raw
+dict leaves unset take the policy's `train_defaults`, then `TrainConfig`'s.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ class TrainConfig:
     (`time.process_time()`, all threads; 16 CPU-minutes is 8 minutes on 2 idle cores)."""
     batch_size: int = 256
     lr: float | None = None
-    """Peak learning rate; None takes the policy's recommended `default_lr`."""
+    """Peak learning rate; None takes the policy's (`Policy.train_defaults`)."""
     weight_decay: float = 1e-6
     warmup_steps: int = 200
     """Linear warm-up, then cosine decay to zero at `steps` or, with a CPU budget, at whichever
@@ -102,8 +103,10 @@ def resolve_config(raw: dict[str, Any]) -> tuple[TrainConfig, PolicyConfig]:
         policy_raw = {"name": policy_raw}
     policy_raw = dict(policy_raw)
     name = str(policy_raw.pop("name", "bc"))
-    _, config_cls = get_policy(name)
-    train_cfg = from_dict(TrainConfig, {**raw, "policy": name})
+    policy_cls, config_cls = get_policy(name)
+    defaults = policy_cls.all_train_defaults()
+    given = {key: value for key, value in raw.items() if not (key in defaults and value is None)}
+    train_cfg = from_dict(TrainConfig, {**defaults, **given, "policy": name})
     get_learner(train_cfg.learner)  # an unknown learner fails here, naming the closest
     return train_cfg, from_dict(config_cls, policy_raw, where="policy.")
 

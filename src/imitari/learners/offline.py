@@ -28,7 +28,7 @@ class OfflineLearner(Learner):
 
     def __init__(self, policy: Policy, cfg: TrainConfig, *, budget_spent: Callable[[], float]) -> None:
         super().__init__(policy, cfg, budget_spent=budget_spent)
-        lr = cfg.lr if cfg.lr is not None else type(policy).default_lr
+        lr = cfg.lr if cfg.lr is not None else type(policy).all_train_defaults()["lr"]
         self.optimizer = torch.optim.AdamW(policy.parameters(), lr=lr, weight_decay=cfg.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer,

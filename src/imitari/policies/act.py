@@ -151,7 +151,7 @@ def kl_to_standard_normal(mean: torch.Tensor, log_var: torch.Tensor) -> torch.Te
 class ActPolicy(Policy):
     """ACT (Zhao et al. 2023): a CVAE transformer over action chunks, with temporal ensembling."""
 
-    default_lr: ClassVar[float] = 1e-3
+    train_defaults: ClassVar[Mapping[str, Any]] = {"lr": 1e-3}
     config: ActConfig
 
     def __init__(self, config: ActConfig, *, shapes: Shapes, stats: Mapping[str, Mapping[str, Any]]) -> None:

@@ -223,8 +223,9 @@ class PastActions:
 class Policy(nn.Module, ABC):
     """Base class: normaliser, observation encoder, noise generators and the `act`/`reset` loop."""
 
-    default_lr: ClassVar[float] = 1e-4
-    """Learning rate the trainer uses when the run config leaves `lr` unset."""
+    train_defaults: ClassVar[Mapping[str, Any]] = {"lr": 1e-4}
+    """`TrainConfig` fields this policy trains with where the run config leaves them unset; a
+    subclass lists only what differs from its bases (`all_train_defaults` merges them)."""
     retired_buffers: ClassVar[tuple[str, ...]] = ()
     """Buffers that checkpoints of older versions hold and this version dropped; ignored on load."""
 
@@ -254,6 +255,14 @@ class Policy(nn.Module, ABC):
         self._generators: dict[int, torch.Generator] = {}
         if self.retired_buffers:
             self._register_load_state_dict_pre_hook(self._drop_retired_buffers)
+
+    @classmethod
+    def all_train_defaults(cls) -> dict[str, Any]:
+        """`train_defaults` merged along the class hierarchy, the most derived class winning."""
+        merged: dict[str, Any] = {}
+        for klass in reversed(cls.__mro__):
+            merged.update(vars(klass).get("train_defaults", {}))
+        return merged
 
     # --- what subclasses implement -------------------------------------------------------
     @abstractmethod

@@ -134,7 +134,7 @@ class BCConfig(HeadConfig):
 class BCPolicy(HeadPolicy):
     """BC-MLP: flattened observation window -> action chunk through an action head (robomimic)."""
 
-    default_lr: ClassVar[float] = 1e-3
+    train_defaults: ClassVar[Mapping[str, Any]] = {"lr": 1e-3}
     config: BCConfig
 
     def __init__(self, config: BCConfig, *, shapes: Shapes, stats: Mapping[str, Mapping[str, Any]]) -> None:

@@ -86,7 +86,7 @@ class BCRNNConfig(HeadConfig):
 class BCRNNPolicy(HeadPolicy):
     """BC-RNN (robomimic): RNN over the normalised observation window -> last state -> action head."""
 
-    default_lr: ClassVar[float] = 1e-3
+    train_defaults: ClassVar[Mapping[str, Any]] = {"lr": 1e-3}
     config: BCRNNConfig
 
     def __init__(self, config: BCRNNConfig, *, shapes: Shapes, stats: Mapping[str, Mapping[str, Any]]) -> None:

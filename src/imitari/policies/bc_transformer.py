@@ -71,7 +71,7 @@ class BCTransformerConfig(HeadConfig):
 class BCTransformerPolicy(HeadPolicy):
     """BC-transformer (robomimic): causal transformer over observation tokens -> last token -> head."""
 
-    default_lr: ClassVar[float] = 1e-3
+    train_defaults: ClassVar[Mapping[str, Any]] = {"lr": 1e-3}
     config: BCTransformerConfig
 
     def __init__(self, config: BCTransformerConfig, *, shapes: Shapes, stats: Mapping[str, Mapping[str, Any]]) -> None:

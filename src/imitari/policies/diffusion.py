@@ -188,7 +188,7 @@ def check_unet_fields(down_dims: tuple[int, ...], n_groups: int, kernel_size: in
 class DiffusionBasePolicy(Policy):
     """DDPM training and DDIM/DDPM sampling of action chunks around an abstract denoiser."""
 
-    default_lr: ClassVar[float] = 1e-3
+    train_defaults: ClassVar[Mapping[str, Any]] = {"lr": 1e-3}
     config: DiffusionConfig
 
     def __init__(

@@ -192,7 +192,7 @@ class FrequencyTokenizer(nn.Module):
 class MintPolicy(Policy):
     """Frequency-space multi-scale action tokens, generated coarse to fine from the observations."""
 
-    default_lr: ClassVar[float] = 1e-3
+    train_defaults: ClassVar[Mapping[str, Any]] = {"lr": 1e-3}
     config: MintConfig
     retired_buffers: ClassVar[tuple[str, ...]] = ("updates",)
     """The phase counter that checkpoints before the learner seam saved."""

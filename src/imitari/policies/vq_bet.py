@@ -131,7 +131,7 @@ class VQBeTConfig(PolicyConfig):
 class VQBeTPolicy(Policy):
     """VQ-BeT (Lee et al. 2024): residual-VQ codes of action chunks predicted by a causal transformer, plus an offset."""
 
-    default_lr: ClassVar[float] = 1e-3
+    train_defaults: ClassVar[Mapping[str, Any]] = {"lr": 1e-3}
     config: VQBeTConfig
     retired_buffers: ClassVar[tuple[str, ...]] = ("updates",)
     """The phase counter that checkpoints before the learner seam saved."""
