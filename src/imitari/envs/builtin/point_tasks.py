@@ -28,6 +28,10 @@ SUCCESS_RADIUS = 0.05
 MAX_STEPS = 50
 FPS = 10.0
 FRAME_SIZE = 128
+CAMERA_SIZE = 32
+"""Frame side of the `:pixels` variants (envs/pixels.py): small enough to learn from in seconds."""
+MARKER_PIXELS = 2.5
+"""Smallest radius, in pixels, of the goal and the point in `camera` frames."""
 OBSTACLE_RADIUS = 0.3
 HALF_DISTANCE = 0.75
 """two_routes: start and goal lie this far from the obstacle centre, on opposite sides."""
@@ -92,6 +96,10 @@ class _PointEnv(gym.Env[dict[str, Any], np.ndarray]):
     def _draw_obstacles(self, frame: np.ndarray) -> None:
         """Paint obstacles into `frame`."""
 
+    def _obstacle_discs(self) -> list[tuple[np.ndarray, float, np.ndarray]]:
+        """Obstacles as (centre, radius, colour) discs, for `camera`."""
+        return []
+
     # --- gymnasium API --------------------------------------------------------------------
     def _obs(self) -> dict[str, np.ndarray]:
         return {"state": self._state().astype(np.float32)}
@@ -125,6 +133,22 @@ class _PointEnv(gym.Env[dict[str, Any], np.ndarray]):
         frame[self._disc(self._goal, max(self.success_radius, 0.06))] = _GOAL_COLOUR
         frame[self._disc(self._pos, 0.05)] = _AGENT_COLOUR
         return frame
+
+    def camera(self, size: int) -> np.ndarray:
+        """A size x size RGB frame of the scene, as `render` draws it but antialiased (each disc
+        covers a pixel by the fraction of the pixel inside it, so positions show to a fraction
+        of a pixel), with the goal and the point at least `MARKER_PIXELS` pixels in radius."""
+        centres = (np.arange(size) + 0.5) / size * 2.0 - 1.0
+        grid = np.stack(np.meshgrid(centres, centres[::-1]), axis=-1)
+        frame = np.broadcast_to(_BACKGROUND.astype(np.float32), (size, size, 3)).copy()
+        marker = MARKER_PIXELS * 2.0 / size
+        discs = [*self._obstacle_discs(), (self._goal, max(self.success_radius, 0.06, marker), _GOAL_COLOUR),
+                 (self._pos, max(0.05, marker), _AGENT_COLOUR)]
+        for centre, radius, colour in discs:
+            distance = np.sqrt(((grid - centre) ** 2).sum(axis=-1))
+            cover = np.clip((radius - distance) * size / 2.0 + 0.5, 0.0, 1.0)[..., None]
+            frame += cover * (colour - frame)
+        return np.rint(frame).astype(np.uint8)
 
     def _disc(self, centre: np.ndarray, radius: float) -> np.ndarray:
         """Pixel mask of a disc in world coordinates."""
@@ -184,6 +208,9 @@ class TwoRoutesEnv(_PointEnv):
 
     def _draw_obstacles(self, frame: np.ndarray) -> None:
         frame[self._disc(self._centre, OBSTACLE_RADIUS)] = _OBSTACLE_COLOUR
+
+    def _obstacle_discs(self) -> list[tuple[np.ndarray, float, np.ndarray]]:
+        return [(self._centre, OBSTACLE_RADIUS, _OBSTACLE_COLOUR)]
 
 
 class ReachExpert:
@@ -250,6 +277,7 @@ register(TaskSpec(
     fps=FPS,
     description="2-D point mass to a random goal; state [pos, goal]",
     make_expert=_reach_expert,
+    pixels=CAMERA_SIZE,
 ))
 register(TaskSpec(
     name="builtin/two_routes",
@@ -259,4 +287,5 @@ register(TaskSpec(
     fps=FPS,
     description="2-D point mass around an obstacle, left or right (multimodal); state [pos, goal, obstacle]",
     make_expert=_two_routes_expert,
+    pixels=CAMERA_SIZE,
 ))

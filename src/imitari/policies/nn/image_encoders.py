@@ -71,13 +71,14 @@ def _group_norm(channels: int) -> nn.GroupNorm:
 
 
 def small_cnn(channels: int, size: int) -> tuple[nn.Module, int]:
-    """Three convolutions (stride 2 first, twice for frames over 64 px); (module, out channels)."""
+    """Three convolutions with GroupNorm, the first of stride 2 (4 for frames over 64 px);
+    (module, out channels)."""
     stride = 4 if size > 64 else 2
-    layers: list[nn.Module] = [nn.Conv2d(channels, 32, 5, stride=2, padding=2), nn.ReLU()]
-    if stride == 4:
-        layers += [nn.Conv2d(32, 32, 3, stride=2, padding=1), nn.ReLU()]
-    layers += [nn.Conv2d(32, 32, 3, padding=1), _group_norm(32), nn.ReLU(), nn.Conv2d(32, 64, 3, padding=1), nn.ReLU()]
-    return nn.Sequential(*layers), 64
+    return nn.Sequential(
+        nn.Conv2d(channels, 16, 5, stride=stride, padding=2), _group_norm(16), nn.ReLU(),
+        nn.Conv2d(16, 32, 3, padding=1), _group_norm(32), nn.ReLU(),
+        nn.Conv2d(32, 32, 3, padding=1), nn.ReLU(),
+    ), 32
 
 
 class _BasicBlock(nn.Module):
