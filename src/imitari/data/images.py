@@ -3,8 +3,9 @@ compressed, and its statistics.
 
 An image feature is a camera's frames, uint8 `(H, W, C)` with C in 1, 3 or 4 (LeRobot's and
 robomimic's layout). Its chunks are small (about 128 KiB, a few frames) so a batch of random
-windows decodes little beyond the frames it needs, and compressed with blosc-lz4 with
-bit-shuffling, which decodes several times faster than zstd for a slightly larger file
+windows decodes little beyond the frames it needs, and compressed with blosc-lz4 without
+shuffling (pixels are single bytes; bit-shuffling made rendered frames both larger and slower
+to decode), which decodes several times faster than zstd for a somewhat larger file
 (docs/images.md has the measurements). Images get no per-pixel statistics: policies scale them
 to [0, 1] by a constant (`imitari.policies.nn.image_encoders.scale_images`), so the statistics
 kept are per channel, for `imitari data info` only.
@@ -30,7 +31,7 @@ def image_compressors() -> list[Any]:
     """The zarr codecs of an image feature's chunks."""
     from zarr.codecs import BloscCodec
 
-    return [BloscCodec(cname="lz4", clevel=5, shuffle="bitshuffle", typesize=1)]
+    return [BloscCodec(cname="lz4", clevel=5, shuffle="noshuffle", typesize=1)]
 
 
 def image_stats(chunks: Iterable[np.ndarray], channels: int) -> dict[str, list[float]]:

@@ -36,7 +36,7 @@ import numpy as np
 import zarr
 
 from imitari.data import checksums
-from imitari.data.chunked_rows import ChunkedRows
+from imitari.data.chunked_rows import CACHE_BYTES, ChunkedRows
 from imitari.data.episodes import episode_record, first_nonfinite, validated_steps
 from imitari.data.files import PARTIAL_SUFFIX, DurableLocalStore, write_json_atomic
 from imitari.data.images import IMAGE_CHUNK_BYTES, image_compressors, image_stats, is_image
@@ -314,12 +314,13 @@ class Dataset:
             self._arrays = arrays
         return self._arrays
 
-    def rows(self, name: str) -> ChunkedRows:
+    def rows(self, name: str, *, cache_bytes: int = CACHE_BYTES) -> ChunkedRows:
         """Feature `name`'s committed rows, read from disk chunk by chunk as they are indexed
-        (verified; for features too large to hold in memory, such as camera frames)."""
+        (verified; for features too large to hold in memory, such as camera frames), keeping
+        up to `cache_bytes` of decoded chunks."""
         crcs = self._meta["checksums"][name]["crc32"] if self.has_checksums else None
         return ChunkedRows(self._zarrays[name], folder=self.path / "data.zarr" / name, n_rows=self.n_steps,
-                           crcs=crcs, name=name)
+                           crcs=crcs, name=name, cache_bytes=cache_bytes)
 
     def sampling_arrays(self, *, memory_limit: int = 1 << 31) -> dict[str, np.ndarray | ChunkedRows]:
         """What the window sampler gathers from: `arrays()` when every feature fits in

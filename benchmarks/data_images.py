@@ -1,0 +1,184 @@
+"""Camera-window throughput (`data_throughput.py --layout images`): imitari's store vs a naive
+per-sample loader vs a bare in-memory gather, as ratios measured in one run.
+
+Layout (defaults): 100 episodes x 200 steps of one 96x96 RGB camera (uint8) plus 4-D actions,
+obs window 2, action window 16, batch 64. The frames are synthetic but image-like (discs moving
+smoothly over a static textured backdrop, antialiased), so they compress roughly as rendered
+scenes from a fixed camera do. The
+dataset is written with `Dataset` to a temp dir and reopened; its files are in the OS page
+cache, as they are after the first epoch of a run. Timed:
+
+* store, disk: `Dataset.rows` (chunks read, checksummed and decoded as windows touch them)
+  under `WindowSampler`, with no decoded-chunk cache and with the default 256 MiB one;
+* store, memory: `Dataset.arrays()` (every frame decoded once, what training uses when the
+  frames fit in memory) under `WindowSampler`; the one-off load time is printed too;
+* naive: a per-sample `__getitem__` that reads each window's frames from the zarr array
+  (one zarr read per window) and collates with `np.stack`, the usual hand-written loader;
+* limit: a numpy gather over in-memory arrays with precomputed clipped indices.
+"""
+
+from __future__ import annotations
+
+import argparse
+import bisect
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import zarr
+from data_throughput import throughput
+from tqdm.auto import tqdm
+
+from imitari.data.store import Dataset
+from imitari.data.windows import WindowSampler
+
+
+def background(rng: np.random.Generator, size: int) -> np.ndarray:
+    """A static textured backdrop (grain stripes plus per-pixel variation), like a table top."""
+    y, x = np.mgrid[:size, :size] / size
+    grain = 12 * np.sin(40 * y + 3 * np.sin(6 * x)) + rng.normal(0, 4, (size, size))
+    return np.clip(np.array([190, 150, 110], np.float32) + grain[..., None], 0, 255).astype(np.float32)
+
+
+def frames(rng: np.random.Generator, backdrop: np.ndarray, steps: int) -> np.ndarray:
+    """One episode of RGB frames: three discs moving along smooth random paths over `backdrop`."""
+    size = backdrop.shape[0]
+    grid = (np.arange(size) + 0.5) / size
+    out = np.broadcast_to(backdrop, (steps, size, size, 3)).copy()
+    t = np.linspace(0, 1, steps)[:, None]
+    for colour, radius in (((40, 90, 210), 0.06), ((60, 170, 75), 0.08), ((200, 60, 50), 0.05)):
+        start, end = rng.uniform(0.15, 0.85, (2, 2))
+        centre = start + (end - start) * (3 * t**2 - 2 * t**3)
+        dist = np.sqrt((grid[None, None, :] - centre[:, 0, None, None]) ** 2 + (grid[None, :, None] - centre[:, 1, None, None]) ** 2)
+        cover = np.clip((radius - dist) * size + 0.5, 0, 1)[..., None]
+        out += cover * (np.array(colour, np.float32) - out)
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+def make_dataset(path: Path, *, episodes: int, steps: int, size: int) -> None:
+    rng = np.random.default_rng(0)
+    backdrop = background(rng, size)
+    ds = Dataset.create(path, features={"obs.image": ((size, size, 3), "uint8"), "action": ((4,), "float32")})
+    for i in tqdm(range(episodes), desc="write", leave=False):
+        ds.append_episode({"obs.image": frames(rng, backdrop, steps),
+                           "action": rng.standard_normal((steps, 4), dtype=np.float32)}, info={"seed": i})
+
+
+class NaiveDiskWindows:
+    """One window per `__getitem__`: the window's frames read from the zarr array, clipped at the
+    episode's edges in Python (a map-style dataset over the store's files)."""
+
+    def __init__(self, image: zarr.Array, action: np.ndarray, ends: list[int], *, to: int, ta: int) -> None:
+        self.image, self.action, self.ends, self.to, self.ta = image, action, ends, to, ta
+
+    def __len__(self) -> int:
+        return self.ends[-1]
+
+    def __getitem__(self, t: int) -> dict[str, np.ndarray]:
+        episode = bisect.bisect_right(self.ends, t)
+        first, last = (self.ends[episode - 1] if episode else 0), self.ends[episode] - 1
+        lo = max(t - (self.to - 1), first)
+        window = self.image[lo : t + 1]
+        obs = np.concatenate([np.repeat(window[:1], self.to - len(window), 0), window])
+        rows = np.clip(np.arange(t - (self.to - 1), t - (self.to - 1) + self.ta), first, last)
+        return {"obs": obs, "action": self.action[rows], "action_is_pad": np.arange(self.ta) + t - (self.to - 1) > last}
+
+
+def codec_table(size: int, steps: int) -> None:
+    """Compression ratio and decode time (best of 5) per chunk of one episode's frames, for the codecs the
+    store could use (`--codecs`: how data/images.py's choice was made)."""
+    import numcodecs
+
+    rng = np.random.default_rng(0)
+    episode = frames(rng, background(rng, size), steps)
+    codecs = {"blosc lz4 noshuffle (the store's)": numcodecs.Blosc("lz4", 5, numcodecs.Blosc.NOSHUFFLE),
+              "blosc lz4 bitshuffle": numcodecs.Blosc("lz4", 5, numcodecs.Blosc.BITSHUFFLE),
+              "blosc zstd-1 noshuffle": numcodecs.Blosc("zstd", 1, numcodecs.Blosc.NOSHUFFLE),
+              "zstd-3 (zarr's default)": numcodecs.Zstd(3)}
+    for rows in (1, 4):
+        chunks = [episode[i : i + rows].tobytes() for i in range(0, steps, rows)]
+        for name, codec in codecs.items():
+            encoded = [codec.encode(c) for c in chunks]
+            per_chunk = float("inf")
+            for _ in range(6):  # best of 5 after a warm-up pass
+                start = time.perf_counter()
+                for e in encoded:
+                    codec.decode(e)
+                per_chunk = min(per_chunk, (time.perf_counter() - start) / len(encoded))
+            ratio = sum(map(len, chunks)) / sum(map(len, encoded))
+            print(f"{rows} frame(s)/chunk  {name:34s} ratio {ratio:5.2f}  decode {per_chunk * 1e3:.3f} ms/chunk")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--layout", choices=["images"], default="images")
+    parser.add_argument("--episodes", type=int, default=100)
+    parser.add_argument("--steps", type=int, default=200, help="steps per episode")
+    parser.add_argument("--size", type=int, default=96, help="camera frame side")
+    parser.add_argument("--obs-horizon", type=int, default=2)
+    parser.add_argument("--action-horizon", type=int, default=16)
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--batches", type=int, default=50, help="batches per timing")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--dir", help="folder for the dataset (default: a temp dir)")
+    parser.add_argument("--codecs", action="store_true", help="only print the codec table")
+    args = parser.parse_args()
+    if args.codecs:
+        codec_table(args.size, args.steps)
+        return
+    to, ta, batch = args.obs_horizon, args.action_horizon, args.batch
+    timing = dict(batch=batch, repeats=args.repeats, batches=args.batches)
+    rng = np.random.default_rng(0)
+
+    with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
+        path = Path(tmp) / "images"
+        start = time.perf_counter()
+        make_dataset(path, episodes=args.episodes, steps=args.steps, size=args.size)
+        print(f"layout: {args.episodes} episodes x {args.steps} steps, one {args.size}x{args.size} RGB camera, "
+              f"To={to}, Ta={ta}, batch {batch}")
+        disk = sum(p.stat().st_size for p in (path / "data.zarr" / "obs.image").rglob("*") if p.is_file())
+        raw = args.episodes * args.steps * args.size**2 * 3
+        print(f"create: {time.perf_counter() - start:.1f} s; frames {raw / 2**20:.0f} MiB raw, "
+              f"{disk / 2**20:.0f} MiB on disk ({raw / disk:.1f}x)")
+        lazy = Dataset.open(path).sampling_arrays(memory_limit=0)  # frames stay on disk
+        ends, action = Dataset.open(path).episode_ends, lazy["action"]
+        args_s = dict(obs_keys=["image"], obs_horizon=to, action_horizon=ta)
+        figures = {}
+        for label, cache in (("store, disk, no chunk cache", 0), ("store, disk, 256 MiB chunk cache", 1 << 28)):
+            arrays = {"obs.image": Dataset.open(path).rows("obs.image", cache_bytes=cache), "action": action}
+            sampler = WindowSampler(arrays, ends, **args_s)
+            figures[label] = throughput(lambda: sampler.sample(batch, rng), **timing)
+        naive_data = NaiveDiskWindows(zarr.open_array(path / "data.zarr" / "obs.image", mode="r"), action, ends, to=to, ta=ta)
+
+        def naive_batch() -> dict[str, np.ndarray]:
+            items = [naive_data[int(i)] for i in rng.integers(0, len(naive_data), size=batch)]
+            return {key: np.stack([item[key] for item in items]) for key in items[0]}
+
+        figures["naive (per-sample zarr read + np.stack)"] = throughput(naive_batch, **{**timing, "batches": max(1, args.batches // 5)})
+        start = time.perf_counter()
+        memory = Dataset.open(path).arrays()
+        load = time.perf_counter() - start
+        sampler = WindowSampler(memory, ends, **args_s)
+        figures["store, memory (arrays() + WindowSampler)"] = throughput(lambda: sampler.sample(batch, rng), **timing)
+
+    image = memory["obs.image"]
+    bounds = np.searchsorted(ends, np.arange(ends[-1]), side="right")
+    first = np.concatenate([[0], ends])[bounds][:, None]
+    last = np.asarray(ends)[bounds][:, None] - 1
+    t = np.arange(ends[-1])[:, None] - (to - 1)
+    obs_index, action_index = np.clip(t + np.arange(to), first, last), np.clip(t + np.arange(ta), first, last)
+
+    def limit_batch() -> tuple[np.ndarray, np.ndarray]:
+        i = rng.integers(0, len(obs_index), size=batch)
+        return image[obs_index[i]], memory["action"][action_index[i]]
+
+    figures["limit (numpy gather, precomputed indices)"] = limit = throughput(limit_batch, **timing)
+    naive = figures["naive (per-sample zarr read + np.stack)"]
+    print(f"timing: best of {args.repeats} repeats of {args.batches} batches (naive {max(1, args.batches // 5)}); "
+          f"arrays() loads every frame once in {load:.1f} s")
+    for label, rate in figures.items():
+        print(f"{label}: {rate:,.0f} samples/s  ({rate / naive:.2f}x naive, {rate / limit:.3f}x limit)")
+    disk_rate = figures["store, disk, no chunk cache"]
+    print(f"store-disk/naive = {disk_rate / naive:.2f}x")
+    print(f"store-disk/limit = {disk_rate / limit:.3f}x")
