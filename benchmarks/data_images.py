@@ -23,6 +23,7 @@ import argparse
 import bisect
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -56,13 +57,20 @@ def frames(rng: np.random.Generator, backdrop: np.ndarray, steps: int) -> np.nda
     return np.clip(out, 0, 255).astype(np.uint8)
 
 
-def make_dataset(path: Path, *, episodes: int, steps: int, size: int) -> None:
+def episodes_of(*, episodes: int, steps: int, size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """The benchmark's episodes, (frames, actions) each, the same in every process
+    (benchmarks/peers/lerobot_video_loader.py stores them as LeRobot videos)."""
     rng = np.random.default_rng(0)
     backdrop = background(rng, size)
+    for _ in range(episodes):
+        yield frames(rng, backdrop, steps), rng.standard_normal((steps, 4), dtype=np.float32)
+
+
+def make_dataset(path: Path, *, episodes: int, steps: int, size: int) -> None:
     ds = Dataset.create(path, features={"obs.image": ((size, size, 3), "uint8"), "action": ((4,), "float32")})
-    for i in tqdm(range(episodes), desc="write", leave=False):
-        ds.append_episode({"obs.image": frames(rng, backdrop, steps),
-                           "action": rng.standard_normal((steps, 4), dtype=np.float32)}, info={"seed": i})
+    made = episodes_of(episodes=episodes, steps=steps, size=size)
+    for i, (image, action) in enumerate(tqdm(made, total=episodes, desc="write", leave=False)):
+        ds.append_episode({"obs.image": image, "action": action}, info={"seed": i})
 
 
 class NaiveDiskWindows:

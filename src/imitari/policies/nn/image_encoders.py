@@ -18,6 +18,7 @@ comes from torch's global generator, which the trainer seeds per step.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
@@ -50,12 +51,16 @@ class ImageOptions:
 
 class SpatialSoftmax(nn.Module):
     """`(N, C, H, W)` feature maps -> `(N, 2K)`: the expected (x, y) in [-1, 1] of each of K
-    maps (a 1x1 convolution of the input), under a softmax with a learned temperature."""
+    maps (a 1x1 convolution of the input), under a softmax with a learned temperature.
 
-    def __init__(self, channels: int, keypoints: int) -> None:
+    The temperature starts at 0.1, not robomimic's 1.0: at 1.0 the maps of a freshly
+    initialised encoder are nearly uniform, every keypoint sits at the centre, and a policy
+    spends its first hundred updates escaping that (docs/images.md)."""
+
+    def __init__(self, channels: int, keypoints: int, temperature: float = 0.1) -> None:
         super().__init__()
         self.proj = nn.Conv2d(channels, keypoints, kernel_size=1)
-        self.log_temperature = nn.Parameter(torch.zeros(()))
+        self.log_temperature = nn.Parameter(torch.tensor(math.log(temperature)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         maps = self.proj(x)
@@ -138,7 +143,8 @@ class Augment(nn.Module):
 
 
 class CameraEncoder(nn.Module):
-    """One camera: augmentation, backbone, spatial softmax, then a linear layer to `features`."""
+    """One camera: augmentation, backbone, spatial softmax, then a linear layer to `features` and
+    a LayerNorm (unit-scale features from the first update, as DrQ's encoder has)."""
 
     def __init__(self, shape: tuple[int, int, int], options: ImageOptions) -> None:
         super().__init__()
@@ -146,7 +152,7 @@ class CameraEncoder(nn.Module):
         self.augment = Augment((h, w), options.crop, options.jitter)
         self.backbone, channels = BACKBONES[options.backbone](c, min(self.augment.out))
         self.keypoints = SpatialSoftmax(channels, options.keypoints)
-        self.out = nn.Linear(2 * options.keypoints, options.features)
+        self.out = nn.Sequential(nn.Linear(2 * options.keypoints, options.features), nn.LayerNorm(options.features))
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         """`(N, H, W, C)` in [0, 1] -> `(N, features)`."""
