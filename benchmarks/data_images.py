@@ -15,20 +15,23 @@ cache, as they are after the first epoch of a run. Timed:
 * naive: a per-sample `__getitem__` that reads each window's frames from the zarr array
   (one zarr read per window) and collates with `np.stack`, the usual hand-written loader;
 * limit: a numpy gather over in-memory arrays with precomputed clipped indices.
+
+The loaders are timed in turn, round after round (best of `--repeats`), so a busy machine slows
+them alike.
 """
 
 from __future__ import annotations
 
 import argparse
 import bisect
+import shutil
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 import zarr
-from data_throughput import throughput
 from tqdm.auto import tqdm
 
 from imitari.data.store import Dataset
@@ -129,64 +132,83 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--batches", type=int, default=50, help="batches per timing")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--dir", help="folder for the dataset (default: a temp dir)")
+    parser.add_argument("--dir", help="folder to keep the dataset in and reuse it from (default: a temp dir)")
     parser.add_argument("--codecs", action="store_true", help="only print the codec table")
     args = parser.parse_args()
     if args.codecs:
         codec_table(args.size, args.steps)
         return
     to, ta, batch = args.obs_horizon, args.action_horizon, args.batch
-    timing = dict(batch=batch, repeats=args.repeats, batches=args.batches)
     rng = np.random.default_rng(0)
-
-    with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
-        path = Path(tmp) / "images"
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(args.dir or tmp)
+        path = root / f"images-{args.episodes}x{args.steps}-{args.size}px"
         start = time.perf_counter()
-        make_dataset(path, episodes=args.episodes, steps=args.steps, size=args.size)
+        if not (path / "meta.json").is_file() or Dataset.open(path).n_episodes != args.episodes:
+            shutil.rmtree(path, ignore_errors=True)
+            make_dataset(path, episodes=args.episodes, steps=args.steps, size=args.size)
         print(f"layout: {args.episodes} episodes x {args.steps} steps, one {args.size}x{args.size} RGB camera, "
               f"To={to}, Ta={ta}, batch {batch}")
         disk = sum(p.stat().st_size for p in (path / "data.zarr" / "obs.image").rglob("*") if p.is_file())
         raw = args.episodes * args.steps * args.size**2 * 3
-        print(f"create: {time.perf_counter() - start:.1f} s; frames {raw / 2**20:.0f} MiB raw, "
+        print(f"create (or reuse): {time.perf_counter() - start:.1f} s; frames {raw / 2**20:.0f} MiB raw, "
               f"{disk / 2**20:.0f} MiB on disk ({raw / disk:.1f}x)")
         lazy = Dataset.open(path).sampling_arrays(memory_limit=0)  # frames stay on disk
         ends, action = Dataset.open(path).episode_ends, lazy["action"]
-        args_s = dict(obs_keys=["image"], obs_horizon=to, action_horizon=ta)
-        figures = {}
-        for label, cache in (("store, disk, no chunk cache", 0), ("store, disk, 256 MiB chunk cache", 1 << 28)):
-            arrays = {"obs.image": Dataset.open(path).rows("obs.image", cache_bytes=cache), "action": action}
-            sampler = WindowSampler(arrays, ends, **args_s)
-            figures[label] = throughput(lambda: sampler.sample(batch, rng), **timing)
+        window = dict(obs_keys=["image"], obs_horizon=to, action_horizon=ta)
+        uncached = WindowSampler({"obs.image": Dataset.open(path).rows("obs.image", cache_bytes=0), "action": action},
+                                 ends, **window)
+        cached = WindowSampler({"obs.image": Dataset.open(path).rows("obs.image"), "action": action}, ends, **window)
         naive_data = NaiveDiskWindows(zarr.open_array(path / "data.zarr" / "obs.image", mode="r"), action, ends, to=to, ta=ta)
 
         def naive_batch() -> dict[str, np.ndarray]:
             items = [naive_data[int(i)] for i in rng.integers(0, len(naive_data), size=batch)]
             return {key: np.stack([item[key] for item in items]) for key in items[0]}
 
-        figures["naive (per-sample zarr read + np.stack)"] = throughput(naive_batch, **{**timing, "batches": max(1, args.batches // 5)})
         start = time.perf_counter()
         memory = Dataset.open(path).arrays()
         load = time.perf_counter() - start
-        sampler = WindowSampler(memory, ends, **args_s)
-        figures["store, memory (arrays() + WindowSampler)"] = throughput(lambda: sampler.sample(batch, rng), **timing)
+        in_memory = WindowSampler(memory, ends, **window)
+        image = memory["obs.image"]
+        bounds = np.searchsorted(ends, np.arange(ends[-1]), side="right")
+        first = np.concatenate([[0], ends])[bounds][:, None]
+        last = np.asarray(ends)[bounds][:, None] - 1
+        t = np.arange(ends[-1])[:, None] - (to - 1)
+        obs_index, action_index = np.clip(t + np.arange(to), first, last), np.clip(t + np.arange(ta), first, last)
 
-    image = memory["obs.image"]
-    bounds = np.searchsorted(ends, np.arange(ends[-1]), side="right")
-    first = np.concatenate([[0], ends])[bounds][:, None]
-    last = np.asarray(ends)[bounds][:, None] - 1
-    t = np.arange(ends[-1])[:, None] - (to - 1)
-    obs_index, action_index = np.clip(t + np.arange(to), first, last), np.clip(t + np.arange(ta), first, last)
+        def limit_batch() -> tuple[np.ndarray, np.ndarray]:
+            i = rng.integers(0, len(obs_index), size=batch)
+            return image[obs_index[i]], memory["action"][action_index[i]]
 
-    def limit_batch() -> tuple[np.ndarray, np.ndarray]:
-        i = rng.integers(0, len(obs_index), size=batch)
-        return image[obs_index[i]], memory["action"][action_index[i]]
-
-    figures["limit (numpy gather, precomputed indices)"] = limit = throughput(limit_batch, **timing)
-    naive = figures["naive (per-sample zarr read + np.stack)"]
-    print(f"timing: best of {args.repeats} repeats of {args.batches} batches (naive {max(1, args.batches // 5)}); "
-          f"arrays() loads every frame once in {load:.1f} s")
+        slow = max(1, args.batches // 5)
+        methods = {  # label -> (one batch, batches per timing)
+            "store, disk, no chunk cache": (lambda: uncached.sample(batch, rng), args.batches),
+            "store, disk, 256 MiB chunk cache": (lambda: cached.sample(batch, rng), args.batches),
+            "naive (per-sample zarr read + np.stack)": (naive_batch, slow),
+            "store, memory (arrays() + WindowSampler)": (lambda: in_memory.sample(batch, rng), args.batches * 10),
+            "limit (numpy gather, precomputed indices)": (limit_batch, args.batches * 10),
+        }
+        figures = interleaved(methods, batch=batch, repeats=args.repeats)
+    naive, limit = figures["naive (per-sample zarr read + np.stack)"], figures["limit (numpy gather, precomputed indices)"]
+    print(f"timing: best of {args.repeats} rounds, each timing every loader in turn ({args.batches} batches; naive "
+          f"{slow}, in-memory {args.batches * 10}); arrays() decodes every frame once in {load:.1f} s")
     for label, rate in figures.items():
         print(f"{label}: {rate:,.0f} samples/s  ({rate / naive:.2f}x naive, {rate / limit:.3f}x limit)")
     disk_rate = figures["store, disk, no chunk cache"]
     print(f"store-disk/naive = {disk_rate / naive:.2f}x")
-    print(f"store-disk/limit = {disk_rate / limit:.3f}x")
+    print(f"store-memory/limit = {figures['store, memory (arrays() + WindowSampler)'] / limit:.2f}x")
+
+
+def interleaved(methods: dict[str, tuple[Callable[[], object], int]], *, batch: int, repeats: int) -> dict[str, float]:
+    """Samples per second of each method: the best of `repeats` rounds, each round timing every
+    method in turn after one warm-up call, so a busy machine slows all of them alike."""
+    best = {label: 0.0 for label in methods}
+    for fn, _ in methods.values():
+        fn()
+    for _ in range(repeats):
+        for label, (fn, batches) in methods.items():
+            start = time.perf_counter()
+            for _ in range(batches):
+                fn()
+            best[label] = max(best[label], batch * batches / (time.perf_counter() - start))
+    return best

@@ -9,6 +9,7 @@ import pytest
 
 from imitari.cli import main
 from imitari.data.store import Dataset
+from imitari.envs.builtin.point_tasks import CAMERA_VIEW
 from imitari.envs.collect import collect
 from imitari.envs.registry import TaskError, get_task
 
@@ -18,8 +19,8 @@ def _blue_centre(frame: np.ndarray) -> np.ndarray:
     weight = np.clip(frame[..., 2].astype(float) - frame[..., 0], 0, None) ** 2
     size = frame.shape[0]
     ys, xs = np.mgrid[:size, :size]
-    centre = np.array([(weight * xs).sum(), (weight * ys).sum()]) / weight.sum()
-    return np.array([(centre[0] + 0.5) / size * 2 - 1, 1 - (centre[1] + 0.5) / size * 2])
+    centre = (np.array([(weight * xs).sum(), (weight * ys).sum()]) / weight.sum() + 0.5) / size * 2 - 1
+    return CAMERA_VIEW * np.array([centre[0], -centre[1]])
 
 
 @pytest.mark.parametrize("name", ["builtin/reach", "builtin/two_routes"])

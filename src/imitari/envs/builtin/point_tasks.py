@@ -30,8 +30,11 @@ FPS = 10.0
 FRAME_SIZE = 128
 CAMERA_SIZE = 32
 """Frame side of the `:pixels` variants (envs/pixels.py): small enough to learn from in seconds."""
-MARKER_PIXELS = 2.5
-"""Smallest radius, in pixels, of the goal and the point in `camera` frames."""
+CAMERA_VIEW = 1.15
+"""`camera` frames show [-CAMERA_VIEW, CAMERA_VIEW]^2: the arena with a margin, so a goal near
+the edge is not cut off (by the frame or by a policy's crop)."""
+GOAL_PIXELS, POINT_PIXELS = 3.5, 2.0
+"""Radii, in pixels, of the goal and the point in `camera` frames."""
 OBSTACLE_RADIUS = 0.3
 HALF_DISTANCE = 0.75
 """two_routes: start and goal lie this far from the obstacle centre, on opposite sides."""
@@ -137,16 +140,17 @@ class _PointEnv(gym.Env[dict[str, Any], np.ndarray]):
     def camera(self, size: int) -> np.ndarray:
         """A size x size RGB frame of the scene, as `render` draws it but antialiased (each disc
         covers a pixel by the fraction of the pixel inside it, so positions show to a fraction
-        of a pixel), with the goal and the point at least `MARKER_PIXELS` pixels in radius."""
-        centres = (np.arange(size) + 0.5) / size * 2.0 - 1.0
+        of a pixel), seeing `CAMERA_VIEW` around the centre, with the goal `GOAL_PIXELS` and
+        the point `POINT_PIXELS` in radius (the goal larger, so it stays visible around the point)."""
+        pixel = 2.0 * CAMERA_VIEW / size
+        centres = ((np.arange(size) + 0.5) * pixel - CAMERA_VIEW)
         grid = np.stack(np.meshgrid(centres, centres[::-1]), axis=-1)
         frame = np.broadcast_to(_BACKGROUND.astype(np.float32), (size, size, 3)).copy()
-        marker = MARKER_PIXELS * 2.0 / size
-        discs = [*self._obstacle_discs(), (self._goal, max(self.success_radius, 0.06, marker), _GOAL_COLOUR),
-                 (self._pos, max(0.05, marker), _AGENT_COLOUR)]
+        discs = [*self._obstacle_discs(), (self._goal, max(self.success_radius, GOAL_PIXELS * pixel), _GOAL_COLOUR),
+                 (self._pos, POINT_PIXELS * pixel, _AGENT_COLOUR)]
         for centre, radius, colour in discs:
             distance = np.sqrt(((grid - centre) ** 2).sum(axis=-1))
-            cover = np.clip((radius - distance) * size / 2.0 + 0.5, 0.0, 1.0)[..., None]
+            cover = np.clip((radius - distance) / pixel + 0.5, 0.0, 1.0)[..., None]
             frame += cover * (colour - frame)
         return np.rint(frame).astype(np.uint8)
 
