@@ -128,15 +128,7 @@ class PolicyConfig:
             raise ConfigError(f"obs_noise must be a finite number >= 0 (got {self.obs_noise})")
         if self.seed < 0:
             raise ConfigError(f"seed must be >= 0 (got {self.seed})")
-        if self.image_encoder not in get_args(ImageBackbone):
-            raise ConfigError(f"image_encoder must be one of {list(get_args(ImageBackbone))} (got {self.image_encoder!r})")
-        if not 0 < self.image_crop <= 1:
-            raise ConfigError(f"image_crop must be in (0, 1] (got {self.image_crop})")
-        if not 0 <= self.image_jitter <= 1:
-            raise ConfigError(f"image_jitter must be in [0, 1] (got {self.image_jitter})")
-        for name in ("image_keypoints", "image_features"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be >= 1 (got {getattr(self, name)})")
+        self.image_options  # noqa: B018 (ImageOptions checks the image_* fields)
         if self.past_horizon is not None and not 0 <= self.past_horizon < self.obs_horizon:
             raise ConfigError(
                 f"past_horizon must be in 0..obs_horizon-1 = 0..{self.obs_horizon - 1} (got {self.past_horizon}): "

@@ -21,11 +21,12 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 import torch
 from torch import nn
 
+from imitari.config import ConfigError
 from imitari.policies.nn.obs_encoder import LowDimObsEncoder, ObsEncoder
 
 ImageBackbone = Literal["cnn", "resnet18"]
@@ -40,13 +41,24 @@ def scale_images(frames: torch.Tensor) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class ImageOptions:
-    """How image keys are encoded (the image fields of `PolicyConfig`)."""
+    """How image keys are encoded (the `image_*` fields of `PolicyConfig`, checked here)."""
 
     backbone: ImageBackbone = "cnn"
     crop: float = 0.9
     jitter: float = 0.0
     keypoints: int = 32
     features: int = 64
+
+    def __post_init__(self) -> None:
+        if self.backbone not in get_args(ImageBackbone):
+            raise ConfigError(f"image_encoder must be one of {list(get_args(ImageBackbone))} (got {self.backbone!r})")
+        if not 0 < self.crop <= 1:
+            raise ConfigError(f"image_crop must be in (0, 1] (got {self.crop})")
+        if not 0 <= self.jitter <= 1:
+            raise ConfigError(f"image_jitter must be in [0, 1] (got {self.jitter})")
+        for name in ("keypoints", "features"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"image_{name} must be >= 1 (got {getattr(self, name)})")
 
 
 class SpatialSoftmax(nn.Module):
