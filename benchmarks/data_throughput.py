@@ -12,7 +12,12 @@ from disk and sampled with `WindowSampler`. The same windows are produced by
 Each figure is the best of `--repeats` timings of `--batches` batches after a warm-up.
 The last two lines are `store/naive = <R>x` and `store/limit = <R>x`.
 
+`--layout images` (data_images.py) times camera windows instead: 100 episodes x 200 steps of
+one 96x96 RGB camera, windows 2/16, batch 64, read by imitari's store from disk, by a naive
+per-sample loader and by a bare in-memory gather (docs/images.md).
+
     python benchmarks/data_throughput.py
+    python benchmarks/data_throughput.py --layout images
 """
 
 from __future__ import annotations
@@ -90,6 +95,13 @@ def throughput(fn: Callable[[], object], *, batch: int, batches: int, repeats: i
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--layout", choices=["state", "images"], default="state")
+    known, _ = parser.parse_known_args()
+    if known.layout == "images":
+        from data_images import main as images_main
+
+        images_main()
+        return
     parser.add_argument("--episodes", type=int, default=100)
     parser.add_argument("--steps", type=int, default=200, help="steps per episode")
     parser.add_argument("--obs-dim", type=int, default=39)

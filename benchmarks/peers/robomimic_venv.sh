@@ -10,8 +10,5 @@ repo=$(cd "$(dirname "$0")/../.." && pwd)
 "$venv/bin/pip" install -q torch==2.13.0
 "$venv/bin/pip" install -q -c <(echo torch==2.13.0) robomimic==0.3.0 six "mujoco==3.3.0" "gymnasium[mujoco]" metaworld
 "$venv/bin/pip" install -q -c <(echo torch==2.13.0) -e "$repo[metaworld]"
-# torchvision 0.28 (robomimic's dependency) registers fake kernels for ops the CPU torch does
-# not have; guard those two decorators so `import torchvision` works (shared/SIMULATORS.md).
-meta=$("$venv/bin/python" -c "import importlib.util as u; print(u.find_spec('torchvision').submodule_search_locations[0])")/_meta_registrations.py
-sed -i 's/^@torch.library.register_fake("torchvision::\(q\?nms\)")$/@(torch.library.register_fake("torchvision::\1") if torchvision.extension._has_ops() else (lambda f: f))/' "$meta"
+bash "$repo/benchmarks/peers/torchvision_patch.sh" "$venv"
 "$venv/bin/python" -c "import robomimic, torchvision, imitari; print('robomimic', robomimic.__version__, 'ready in $venv')"

@@ -39,6 +39,17 @@ def _cmd_data_verify(args: argparse.Namespace) -> None:
           f"read; {sums}; all values finite")
 
 
+def _cmd_data_show(args: argparse.Namespace) -> None:
+    from imitari.data.store import Dataset
+    from imitari.eval.video import episode_video
+
+    ds = Dataset.open(args.path)
+    if not 0 <= args.episode < ds.n_episodes:
+        raise ConfigError(f"--episode {args.episode}: the dataset has episodes 0..{ds.n_episodes - 1}")
+    out = episode_video(ds, args.episode, args.out or f"{Path(args.path).name}-episode{args.episode}.mp4")
+    print(f"{args.path}: episode {args.episode} ({ds.episode_info[args.episode]['length']} frames) -> {out}")
+
+
 def _cmd_data_split(args: argparse.Namespace) -> None:
     from imitari.data.split import write_split
     from imitari.data.store import Dataset
@@ -121,6 +132,7 @@ def _cmd_tasks(args: argparse.Namespace) -> None:
         spec = get_task(name)
         expert = "expert" if spec.make_expert is not None else "no expert"
         extra = f"  [needs imitari[{spec.extra}]]" if spec.extra else ""
+        extra += f"  (+{name}:pixels, {spec.pixels} px)" if spec.pixels else ""
         print(f"{name:32s} {spec.max_steps:4d} steps  {expert:9s}  {spec.description}{extra}")
 
 
@@ -152,6 +164,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = data.add_parser("verify", help="read every chunk and check its checksum; exit 2 naming the first damage")
     p.add_argument("path")
     p.set_defaults(func=_cmd_data_verify)
+    p = data.add_parser("show", help="write an episode's camera frames as an mp4")
+    p.add_argument("path")
+    p.add_argument("--episode", type=int, default=0)
+    p.add_argument("--out", help="video file (default: <dataset name>-episode<N>.mp4)")
+    p.set_defaults(func=_cmd_data_show)
     p = data.add_parser("split", help="write train/valid filter keys")
     p.add_argument("path")
     p.add_argument("--val-fraction", type=float, default=0.1)

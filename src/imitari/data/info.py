@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from typing import Any
 
 import numpy as np
 
+from imitari.data.images import is_image
 from imitari.data.store import Dataset
 
 
@@ -22,7 +24,8 @@ def _compact(stats: dict[str, Any]) -> dict[str, float]:
 
 
 def dataset_summary(ds: Dataset, *, verify: bool = False) -> dict[str, Any]:
-    """Episodes, steps, features (shape, dtype, compact statistics), episode lengths, success
+    """Episodes, steps, features (shape, dtype, bytes raw and on disk, whether an image, compact
+    statistics: per channel for images), episode lengths, success
     rate over the episodes that record "success", episode sources and filter-key sizes.
 
     `verify` first reads every row and checks it against its checksum (`Dataset.verify`), so
@@ -45,7 +48,9 @@ def dataset_summary(ds: Dataset, *, verify: bool = False) -> dict[str, Any]:
             else None
         ),
         "features": {
-            name: {"shape": list(shape), "dtype": dtype, **({"stats": _compact(stats[name])} if stats else {})}
+            name: {"shape": list(shape), "dtype": dtype, **_bytes(ds, name),
+                   **({"image": True} if is_image(shape, dtype) else {}),
+                   **({"stats": _compact(stats[name])} if stats else {})}
             for name, (shape, dtype) in ds.features.items()
         },
         "success": {
@@ -55,6 +60,21 @@ def dataset_summary(ds: Dataset, *, verify: bool = False) -> dict[str, Any]:
         "sources": dict(Counter(str(info.get("source", "unknown")) for info in infos)),
         "filter_keys": {name: len(ids) for name, ids in ds.filter_keys.items()},
     }
+
+
+def _size(n: float) -> str:
+    units, i = ("B", "KiB", "MiB", "GiB"), 0
+    while n >= 1024 and i < len(units) - 1:
+        n, i = n / 1024, i + 1
+    return f"{n:.0f} B" if i == 0 else f"{n:.1f} {units[i]}"
+
+
+def _bytes(ds: Dataset, name: str) -> dict[str, int]:
+    """A feature's committed bytes uncompressed, and the bytes its chunk files take on disk."""
+    shape, dtype = ds.features[name]
+    folder = ds.path / "data.zarr" / name
+    disk = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
+    return {"bytes": ds.n_steps * math.prod(shape) * np.dtype(dtype).itemsize, "disk_bytes": disk}
 
 
 def format_summary(summary: dict[str, Any]) -> str:
@@ -81,7 +101,8 @@ def format_summary(summary: dict[str, Any]) -> str:
     lines.append("features")
     width = max(len(name) for name in summary["features"])
     for name, feature in summary["features"].items():
-        line = f"  {name:<{width}}  {feature['dtype']:<8} {str(tuple(feature['shape'])):<12}"
+        line = f"  {name:<{width}}  {feature['dtype']:<8} {str(tuple(feature['shape'])):<12} {_size(feature['disk_bytes']):>9}"
+        line += " image" if feature.get("image") else ""
         if "stats" in feature:
             s = feature["stats"]
             line += f" mean {s['mean']:+.3g}  std {s['std']:.3g}  min {s['min']:+.3g}  max {s['max']:+.3g}"

@@ -28,7 +28,7 @@ import math
 import operator
 import os
 import zlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +36,10 @@ import numpy as np
 import zarr
 
 from imitari.data import checksums
+from imitari.data.chunked_rows import CACHE_BYTES, ChunkedRows
 from imitari.data.episodes import episode_record, first_nonfinite, validated_steps
 from imitari.data.files import PARTIAL_SUFFIX, DurableLocalStore, write_json_atomic
+from imitari.data.images import IMAGE_CHUNK_BYTES, image_compressors, image_stats, is_image
 from imitari.data.lock import LOCK_NAME, LockHeld, WriterLock
 from imitari.data.meta import (
     FORMAT,
@@ -57,9 +59,10 @@ _CHUNK_BYTES = 1 << 20
 
 
 def _chunk_rows(shape: tuple[int, ...], dtype: np.dtype) -> int:
-    """Rows per chunk: about 1 MiB uncompressed, at most 65536 rows."""
+    """Rows per chunk: about 1 MiB uncompressed (128 KiB for images), at most 65536 rows."""
     row_bytes = max(1, math.prod(shape) * dtype.itemsize)
-    return max(1, min(_MAX_CHUNK_ROWS, _CHUNK_BYTES // row_bytes))
+    target = IMAGE_CHUNK_BYTES if is_image(shape, dtype.name) else _CHUNK_BYTES
+    return max(1, min(_MAX_CHUNK_ROWS, target // row_bytes))
 
 
 class Dataset:
@@ -124,7 +127,8 @@ class Dataset:
             sums = {}
             for name, (shape, dtype) in spec.items():
                 chunks = (_chunk_rows(shape, np.dtype(dtype)), *shape)
-                group.create_array(name, shape=(0, *shape), chunks=chunks, dtype=dtype)
+                codecs = {"compressors": image_compressors()} if is_image(shape, dtype) else {}
+                group.create_array(name, shape=(0, *shape), chunks=chunks, dtype=dtype, **codecs)
                 sums[name] = {"rows": chunks[0], "crc32": []}
             meta = seal({
                 "format": FORMAT, "version": FORMAT_VERSION, "env": env, "fps": None if fps is None else float(fps),
@@ -310,6 +314,24 @@ class Dataset:
             self._arrays = arrays
         return self._arrays
 
+    def rows(self, name: str, *, cache_bytes: int = CACHE_BYTES) -> ChunkedRows:
+        """Feature `name`'s committed rows, read from disk chunk by chunk as they are indexed
+        (verified; for features too large to hold in memory, such as camera frames), keeping
+        up to `cache_bytes` of decoded chunks."""
+        crcs = self._meta["checksums"][name]["crc32"] if self.has_checksums else None
+        return ChunkedRows(self._zarrays[name], folder=self.path / "data.zarr" / name, n_rows=self.n_steps,
+                           crcs=crcs, name=name, cache_bytes=cache_bytes)
+
+    def sampling_arrays(self, *, memory_limit: int = 1 << 31) -> dict[str, np.ndarray | ChunkedRows]:
+        """What the window sampler gathers from: `arrays()` when every feature fits in
+        `memory_limit` bytes together, else the image features as `rows()` read from disk."""
+        sizes = {name: self.n_steps * math.prod(shape) * np.dtype(dtype).itemsize
+                 for name, (shape, dtype) in self._features.items()}
+        if self._arrays is not None or sum(sizes.values()) <= memory_limit:
+            return dict(self.arrays())
+        return {name: self.rows(name) if is_image(*self._features[name]) else self._read(name, 0, self.n_steps)
+                for name in self._features}
+
     def episode(self, i: int) -> dict[str, np.ndarray]:
         """Feature name -> the rows of episode `i` (verified)."""
         start, end = self._bounds(i)
@@ -317,11 +339,15 @@ class Dataset:
             return {name: data[start:end] for name, data in self._arrays.items()}
         return {name: self._read(name, start, end) for name in self._zarrays}
 
-    def _check_finite(self) -> None:
-        for name, data in self.arrays().items():
-            row = first_nonfinite(data)
-            if row is not None:
-                raise DatasetError(f"{self.path}: feature {name!r} holds NaN or inf in {self._where(row)}")
+    def _check_finite(self, names: Iterable[str]) -> None:
+        """Read these features' rows (checking every chunk's checksum) and that all are finite."""
+        for name in names:
+            start = 0
+            for piece in self._chunks_of(name):
+                row = first_nonfinite(piece)
+                if row is not None:
+                    raise DatasetError(f"{self.path}: feature {name!r} holds NaN or inf in {self._where(start + row)}")
+                start += len(piece)
 
     def verify(self) -> dict[str, Any]:
         """Read every committed row, check every chunk's checksum and that all values are finite.
@@ -329,7 +355,7 @@ class Dataset:
         Returns {"episodes", "steps", "chunks", "checksums"} (checksums False for a dataset
         written before they existed); raises DatasetError naming the first problem."""
         self._arrays = None  # re-read from disk
-        self._check_finite()
+        self._check_finite(self._features)
         chunks = sum(-(-self.n_steps // arr.chunks[0]) for arr in self._zarrays.values())
         return {"episodes": self.n_episodes, "steps": self.n_steps, "chunks": chunks, "checksums": self.has_checksums}
 
@@ -339,8 +365,17 @@ class Dataset:
             return None
         return zlib.crc32(json.dumps(self._meta["checksums"], sort_keys=True).encode())
 
+    def _chunks_of(self, name: str, piece_bytes: int = 1 << 24) -> Iterator[np.ndarray]:
+        """Feature `name`'s committed rows in verified pieces of whole chunks, about `piece_bytes` each."""
+        shape, dtype = self._features[name]
+        step = max(1, piece_bytes // max(1, math.prod(shape) * np.dtype(dtype).itemsize))
+        step = -(-step // self._zarrays[name].chunks[0]) * self._zarrays[name].chunks[0]
+        for lo in range(0, self.n_steps, step):
+            yield self._read(name, lo, min(self.n_steps, lo + step))
+
     def stats(self) -> dict[str, dict[str, Any]]:
-        """Feature name -> {"mean", "std", "min", "max"}, each a (nested) list of the feature's shape.
+        """Feature name -> {"mean", "std", "min", "max"}, each a (nested) list of the feature's shape;
+        for an image feature, one value per channel (data/images.py).
 
         Computed over all committed steps in float64 (std is the population std), cached in
         memory and in stats.json, keyed by the number of steps and the chunks' checksums so a
@@ -357,10 +392,13 @@ class Dataset:
             if all(cached.get(k) == v for k, v in key.items()) and set(cached["stats"]) == set(self.features):
                 self._stats = cached["stats"]
                 return self._stats
-        self._check_finite()
+        self._check_finite(name for name, (_, dtype) in self._features.items() if np.dtype(dtype).kind == "f")
         stats = {}
-        for name, data in self.arrays().items():
-            x = data.astype(np.float64)
+        for name, (shape, dtype) in self._features.items():
+            if is_image(shape, dtype):
+                stats[name] = image_stats(self._chunks_of(name), shape[-1])
+                continue
+            x = (self._arrays[name] if self._arrays is not None else self._read(name, 0, self.n_steps)).astype(np.float64)
             stats[name] = {key: getattr(x, key)(axis=0).tolist() for key in ("mean", "std", "min", "max")}
         with contextlib.suppress(OSError):  # a read-only dataset still gets its statistics, just not cached
             write_json_atomic(stats_path, {**key, "stats": stats})

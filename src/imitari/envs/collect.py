@@ -70,14 +70,19 @@ class CollectSummary:
 
 
 def _features_of(spec: TaskSpec, env: gym.Env) -> dict[str, tuple[tuple[int, ...], str]]:
-    """Dataset features of a task: `obs.<key>` for each observation key, `action`, `reward`."""
+    """Dataset features of a task: `obs.<key>` for each observation key (float32, or uint8 for
+    camera frames), `action`, `reward`."""
     obs_space, action_space = env.observation_space, env.action_space
     if not (isinstance(obs_space, spaces.Dict) and isinstance(action_space, spaces.Box)):
         raise TaskError(f"task {spec.name}: the env needs a Dict observation space and a Box action space")
-    features = {f"obs.{key}": (tuple(obs_space[key].shape or ()), "float32") for key in spec.obs_keys}
+    features = {f"obs.{key}": (tuple(obs_space[key].shape or ()), _obs_dtype(obs_space[key])) for key in spec.obs_keys}
     features["action"] = (action_space.shape, "float32")
     features["reward"] = ((), "float32")
     return features
+
+
+def _obs_dtype(space: spaces.Space) -> str:
+    return "uint8" if space.dtype == np.uint8 else "float32"
 
 
 class _Player:
@@ -90,6 +95,7 @@ class _Player:
         space = self.env.action_space
         assert isinstance(space, spaces.Box), "checked by _features_of before any player starts"
         self._low, self._high = space.low, space.high
+        self._dtypes = {key: _obs_dtype(self.env.observation_space[key]) for key in self.spec.obs_keys}
 
     def play(self, seed: int) -> Episode:
         """The expert's episode on `seed`: the observation before each action, the action
@@ -104,7 +110,7 @@ class _Player:
         for _ in range(self.spec.max_steps):
             action = np.clip(np.asarray(self.expert(obs), dtype=np.float32), self._low, self._high)
             for key in self.spec.obs_keys:
-                rows[f"obs.{key}"].append(np.array(obs[key], dtype=np.float32))
+                rows[f"obs.{key}"].append(np.array(obs[key], dtype=self._dtypes[key]))
             actions.append(action)
             obs, reward, terminated, truncated, info = self.env.step(action)
             rewards.append(float(reward))

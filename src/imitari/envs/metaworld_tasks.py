@@ -9,7 +9,8 @@ process and whatever the env did before.
 
 Meta-World's own `step` never terminates and raises past `max_path_length`; this wrapper
 terminates at the first success, truncates at 500 steps and clips actions to [-1, 1].
-Observations are `{"state": float32 (39,)}`. The control rate is 80 Hz (timestep 2.5 ms,
+Observations are `{"state": float32 (39,)}` (`metaworld/<name>:pixels` adds an 84x84 camera
+frame and observes only it, envs/pixels.py). The control rate is 80 Hz (timestep 2.5 ms,
 frame skip 5). Frames come from one fixed viewpoint looking at the table from the front
 left, closer than Meta-World's "corner2" camera (whose frames are also upside down) so that
 objects and goals stay visible at 128x128; shadows and reflections are off (about 3x faster
@@ -95,6 +96,9 @@ MAX_STEPS = 500
 FPS = 80.0
 """Control rate: 1 / (timestep 0.0025 s * frame skip 5)."""
 FRAME_SIZE = 128
+CAMERA_SIZE = 84
+"""Frame side of the `metaworld/<name>:pixels` variants (envs/pixels.py), robomimic's and
+Diffusion Policy's image size."""
 VIEW_LOOKAT = (0.0, 0.72, 0.12)
 VIEW_DISTANCE = 1.25
 VIEW_AZIMUTH = 135.0
@@ -147,7 +151,7 @@ class MetaWorldEnv(gym.Env[dict[str, Any], np.ndarray]):
             {"state": spaces.Box(-np.inf, np.inf, self._env.observation_space.shape, np.float32)}
         )
         self.action_space = spaces.Box(-1.0, 1.0, self._env.action_space.shape, np.float32)
-        self._renderer: Any = None
+        self._renderers: dict[int, Any] = {}
         self._camera: Any = None
 
     def reset(
@@ -172,27 +176,31 @@ class MetaWorldEnv(gym.Env[dict[str, Any], np.ndarray]):
     def render(self) -> np.ndarray | None:  # type: ignore[override]
         """A FRAME_SIZE x FRAME_SIZE RGB frame from the fixed viewpoint (`VIEW_*`); None if made
         without `render=True`."""
-        if self.render_mode is None:
-            return None
+        return None if self.render_mode is None else self.camera(FRAME_SIZE)
+
+    def camera(self, size: int) -> np.ndarray:
+        """A size x size RGB frame from the fixed viewpoint (one offscreen renderer per size)."""
         import mujoco
 
-        if self._renderer is None:
-            self._renderer = mujoco.Renderer(self._env.model, FRAME_SIZE, FRAME_SIZE)
-            self._renderer.scene.flags[mujoco.mjtRndFlag.mjRND_SHADOW] = 0
-            self._renderer.scene.flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = 0
+        if self._camera is None:
             self._camera = mujoco.MjvCamera()
             self._camera.type = mujoco.mjtCamera.mjCAMERA_FREE
             self._camera.lookat[:] = VIEW_LOOKAT
             self._camera.distance = VIEW_DISTANCE
             self._camera.azimuth = VIEW_AZIMUTH
             self._camera.elevation = VIEW_ELEVATION
-        self._renderer.update_scene(self._env.data, camera=self._camera)
-        return self._renderer.render()
+        renderer = self._renderers.get(size)
+        if renderer is None:
+            renderer = self._renderers[size] = mujoco.Renderer(self._env.model, size, size)
+            renderer.scene.flags[mujoco.mjtRndFlag.mjRND_SHADOW] = 0
+            renderer.scene.flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = 0
+        renderer.update_scene(self._env.data, camera=self._camera)
+        return renderer.render()
 
     def close(self) -> None:
-        if self._renderer is not None:
-            self._renderer.close()
-            self._renderer = None
+        for renderer in self._renderers.values():
+            renderer.close()
+        self._renderers.clear()
         self._env.close()
 
 
@@ -239,4 +247,5 @@ for _name, _what in TASKS.items():
         description=f"Meta-World v3 {_name}: {_what}; state (39,)",
         make_expert=functools.partial(make_expert, _name),
         extra=_EXTRA,
+        pixels=CAMERA_SIZE,
     ))

@@ -3,7 +3,8 @@
 A task is a `TaskSpec`: how to build its gymnasium env, its limits and observation keys, and
 (optionally) a scripted expert. Every env follows one contract (docs/architecture.md):
 
-* observations are dicts `{key: np.float32 array}` with keys `spec.obs_keys` (e.g. "state");
+* observations are dicts `{key: np.float32 array}` with keys `spec.obs_keys` (e.g. "state"),
+  or uint8 (H, W, 3) camera frames (`"image"` of a `<task>:pixels` variant, envs/pixels.py);
 * `reset(seed=s)` gives the same layout for the same seed in any process;
 * `info["success"]` is a bool at every step and the episode terminates at the first success;
 * the episode is truncated (`truncated=True`) after `spec.max_steps` steps;
@@ -65,6 +66,9 @@ class TaskSpec:
     description: str
     make_expert: Callable[[gym.Env], Expert] | None = None
     extra: str | None = None
+    pixels: int | None = None
+    """Frame side of the task's `<name>:pixels` variant (its env draws frames with `camera(size)`);
+    None: the task has no pixel variant."""
 
     def expert(self, env: gym.Env) -> Expert:
         """The task's expert for `env`; TaskError if the task has no expert."""
@@ -85,7 +89,15 @@ def register(spec: TaskSpec) -> TaskSpec:
 
 
 def get_task(name: str) -> TaskSpec:
-    """The task registered as `name`; TaskError (a ValueError) naming the closest names if none."""
+    """The task registered as `name` (or the `:pixels` variant of one, envs/pixels.py); TaskError
+    (a ValueError) naming the closest names if none."""
+    from imitari.envs.pixels import SUFFIX, pixel_variant
+
+    base = _TASKS.get(name.removesuffix(SUFFIX))
+    if name.endswith(SUFFIX) and base is not None:
+        if base.pixels is None:
+            raise TaskError(f"task {base.name} has no pixel variant (its env draws no camera frames)")
+        return pixel_variant(base)
     try:
         return _TASKS[name]
     except KeyError:

@@ -15,7 +15,12 @@ import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 import numpy as np
+
+if TYPE_CHECKING:
+    from imitari.data.store import Dataset
 
 
 @contextlib.contextmanager
@@ -99,6 +104,26 @@ def save_video(frames: list[np.ndarray], path: str | os.PathLike[str], *, fps: f
         print(f"mp4 writing failed ({type(exc).__name__}: {reason}); writing {gif.name} instead")
         _write_gif(checked, gif, fps)
         return gif
+
+
+def episode_video(ds: Dataset, episode: int, path: str | os.PathLike[str], *, fps: float | None = None) -> Path:
+    """Write the camera frames of a dataset's episode as a video (`imitari data show`): every
+    image feature side by side, in name order, at the dataset's fps (10 if it has none)."""
+    from imitari.data.images import is_image
+    from imitari.data.store import DatasetError
+
+    keys = sorted(name for name, (shape, dtype) in ds.features.items() if is_image(shape, dtype))
+    if not keys:
+        raise DatasetError(f"{ds.path}: no image features to show (features: {', '.join(ds.features)})")
+    rows = ds.episode(episode)
+    height = max(ds.features[k][0][0] for k in keys)
+    views = []
+    for key in keys:
+        frames = rows[key][..., :3]
+        frames = np.repeat(frames, 3, axis=-1) if frames.shape[-1] == 1 else frames
+        views.append(np.pad(frames, ((0, 0), (0, height - frames.shape[1]), (0, 0), (0, 0))))
+    tiled = np.concatenate(views, axis=2)
+    return save_video(list(tiled), path, fps=fps or ds.fps or 10.0)
 
 
 def rendering_available() -> tuple[bool, str]:

@@ -89,7 +89,7 @@ class Trainer:
             obs={k: tuple(self.dataset.features[f"obs.{k}"][0]) for k in obs_keys},
             action=tuple(self.dataset.features["action"][0]),
         )
-        arrays = self.dataset.arrays()
+        arrays = self.dataset.sampling_arrays()  # camera frames of a dataset over 2 GiB stay on disk
         sampler_args = dict(
             obs_keys=obs_keys,
             obs_horizon=policy_cfg.obs_horizon,

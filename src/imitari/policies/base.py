@@ -47,6 +47,7 @@ import torch
 from torch import nn
 
 from imitari.config import ConfigError
+from imitari.policies.nn.image_encoders import ImageBackbone, ImageOptions, scale_images
 from imitari.policies.nn.obs_encoder import ObsEncoder, make_obs_encoder
 from imitari.policies.normalizer import Normalizer, NormMode
 from imitari.policies.phases import Phase
@@ -101,6 +102,18 @@ class PolicyConfig:
     obs_noise: float = 0.0
     """Std of Gaussian noise added to the normalised low-dimensional observations in training
     only (augmentation against fitting a few demos' exact states; docs/generalisation.md)."""
+    image_encoder: ImageBackbone = "cnn"
+    """Backbone of each camera key (H, W, C): "cnn" (small, for a CPU) or "resnet18" (GroupNorm);
+    both end in spatial-softmax keypoints (policies/nn/image_encoders.py)."""
+    image_crop: float = 0.9
+    """Fraction of each image side kept by the random crop in training (centre crop at
+    inference); 1.0 disables cropping."""
+    image_jitter: float = 0.0
+    """Strength of the brightness/contrast jitter of camera frames in training (0: none)."""
+    image_keypoints: int = 32
+    """Spatial-softmax keypoints per camera."""
+    image_features: int = 64
+    """Features per camera and step that the keypoints are projected to."""
 
     def __post_init__(self) -> None:
         for name in ("obs_horizon", "action_horizon", "exec_horizon"):
@@ -115,6 +128,7 @@ class PolicyConfig:
             raise ConfigError(f"obs_noise must be a finite number >= 0 (got {self.obs_noise})")
         if self.seed < 0:
             raise ConfigError(f"seed must be >= 0 (got {self.seed})")
+        self.image_options  # noqa: B018 (ImageOptions checks the image_* fields)
         if self.past_horizon is not None and not 0 <= self.past_horizon < self.obs_horizon:
             raise ConfigError(
                 f"past_horizon must be in 0..obs_horizon-1 = 0..{self.obs_horizon - 1} (got {self.past_horizon}): "
@@ -135,6 +149,12 @@ class PolicyConfig:
                 f"a chunk's row {self.past_rows} is the current step, so only rows "
                 f"{self.past_rows}..{self.action_horizon - 1} lie in the future"
             )
+
+    @property
+    def image_options(self) -> ImageOptions:
+        """The image fields, as the image encoders take them."""
+        return ImageOptions(backbone=self.image_encoder, crop=self.image_crop, jitter=self.image_jitter,
+                            keypoints=self.image_keypoints, features=self.image_features)
 
     @property
     def past_rows(self) -> int:
@@ -234,7 +254,9 @@ class Policy(nn.Module, ABC):
         self.config = config
         self.shapes = shapes
         self.action_dim = shapes.action_dim
-        features = {f"obs.{key}": shape for key, shape in sorted(shapes.obs.items())}
+        self.image_keys = sorted(key for key, shape in shapes.obs.items() if len(shape) == 3)
+        """Camera keys `(H, W, C)`: scaled to [0, 1] by `scale_images`, not by the normaliser."""
+        features = {f"obs.{key}": shape for key, shape in sorted(shapes.obs.items()) if key not in self.image_keys}
         features["action"] = shapes.action
         modes: dict[str, NormMode] = {name: config.obs_norm for name in features}
         modes["action"] = config.action_norm
@@ -248,7 +270,8 @@ class Policy(nn.Module, ABC):
                 fits = False
             if not fits:
                 raise ValueError(f"statistics of '{name}' have shape {stat_shape}, the feature has {shape}")
-        self.obs_encoder: ObsEncoder = make_obs_encoder(shapes.obs, obs_horizon=config.obs_horizon)
+        self.obs_encoder: ObsEncoder = make_obs_encoder(shapes.obs, obs_horizon=config.obs_horizon,
+                                                        images=config.image_options)
         self._history: ObsHistory | None = None
         self._queue: ActionQueue | None = None
         self._past: PastActions | None = None
@@ -316,12 +339,14 @@ class Policy(nn.Module, ABC):
         return sum(p.numel() for p in self.parameters())
 
     def normalize_obs(self, obs: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Each observation key in normalised units, in the module's dtype; in training mode plus
-        `obs_noise` (torch's global generator, which the trainer seeds per step)."""
-        out = {key: self.normalizer.normalize(f"obs.{key}", obs[key].to(self.dtype)) for key in self.shapes.obs}
+        """Each observation key in normalised units, in the module's dtype (camera frames scaled
+        to [0, 1]); in training mode the low-dim keys plus `obs_noise` (torch's global
+        generator, which the trainer seeds per step)."""
+        out = {key: self.normalizer.normalize(f"obs.{key}", obs[key].to(self.dtype))
+               for key in self.shapes.obs if key not in self.image_keys}
         if self.training and self.config.obs_noise > 0:
             out = {key: value + self.config.obs_noise * torch.randn_like(value) for key, value in out.items()}
-        return out
+        return {**out, **{key: scale_images(obs[key].to(self.dtype)) for key in self.image_keys}}
 
     def encode_obs(self, obs: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """Normalised, flattened observation window: `(B, obs_encoder.out_dim)`."""

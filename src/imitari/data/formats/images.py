@@ -13,12 +13,11 @@ from typing import Any
 import numpy as np
 
 from imitari.data.formats.base import FormatError, need
+from imitari.data.images import is_image
+
+__all__ = ["KINDS", "VideoReader", "decode_column", "encode_column", "feature_info", "hwc", "is_image"]
 
 KINDS = ("image", "video")
-
-
-def is_image(shape: tuple[int, ...], dtype: str) -> bool:
-    return dtype == "uint8" and len(shape) == 3 and shape[-1] in (1, 3, 4)
 
 
 def hwc(shape: tuple[int, ...], names: Any) -> tuple[int, ...]:

@@ -28,6 +28,13 @@ SUCCESS_RADIUS = 0.05
 MAX_STEPS = 50
 FPS = 10.0
 FRAME_SIZE = 128
+CAMERA_SIZE = 32
+"""Frame side of the `:pixels` variants (envs/pixels.py): small enough to learn from in seconds."""
+CAMERA_VIEW = 1.15
+"""`camera` frames show [-CAMERA_VIEW, CAMERA_VIEW]^2: the arena with a margin, so a goal near
+the edge is not cut off (by the frame or by a policy's crop)."""
+GOAL_PIXELS, POINT_PIXELS = 3.5, 2.0
+"""Radii, in pixels, of the goal and the point in `camera` frames."""
 OBSTACLE_RADIUS = 0.3
 HALF_DISTANCE = 0.75
 """two_routes: start and goal lie this far from the obstacle centre, on opposite sides."""
@@ -92,6 +99,10 @@ class _PointEnv(gym.Env[dict[str, Any], np.ndarray]):
     def _draw_obstacles(self, frame: np.ndarray) -> None:
         """Paint obstacles into `frame`."""
 
+    def _obstacle_discs(self) -> list[tuple[np.ndarray, float, np.ndarray]]:
+        """Obstacles as (centre, radius, colour) discs, for `camera`."""
+        return []
+
     # --- gymnasium API --------------------------------------------------------------------
     def _obs(self) -> dict[str, np.ndarray]:
         return {"state": self._state().astype(np.float32)}
@@ -125,6 +136,23 @@ class _PointEnv(gym.Env[dict[str, Any], np.ndarray]):
         frame[self._disc(self._goal, max(self.success_radius, 0.06))] = _GOAL_COLOUR
         frame[self._disc(self._pos, 0.05)] = _AGENT_COLOUR
         return frame
+
+    def camera(self, size: int) -> np.ndarray:
+        """A size x size RGB frame of the scene, as `render` draws it but antialiased (each disc
+        covers a pixel by the fraction of the pixel inside it, so positions show to a fraction
+        of a pixel), seeing `CAMERA_VIEW` around the centre, with the goal `GOAL_PIXELS` and
+        the point `POINT_PIXELS` in radius (the goal larger, so it stays visible around the point)."""
+        pixel = 2.0 * CAMERA_VIEW / size
+        centres = ((np.arange(size) + 0.5) * pixel - CAMERA_VIEW)
+        grid = np.stack(np.meshgrid(centres, centres[::-1]), axis=-1)
+        frame = np.broadcast_to(_BACKGROUND.astype(np.float32), (size, size, 3)).copy()
+        discs = [*self._obstacle_discs(), (self._goal, max(self.success_radius, GOAL_PIXELS * pixel), _GOAL_COLOUR),
+                 (self._pos, POINT_PIXELS * pixel, _AGENT_COLOUR)]
+        for centre, radius, colour in discs:
+            distance = np.sqrt(((grid - centre) ** 2).sum(axis=-1))
+            cover = np.clip((radius - distance) / pixel + 0.5, 0.0, 1.0)[..., None]
+            frame += cover * (colour - frame)
+        return np.rint(frame).astype(np.uint8)
 
     def _disc(self, centre: np.ndarray, radius: float) -> np.ndarray:
         """Pixel mask of a disc in world coordinates."""
@@ -184,6 +212,9 @@ class TwoRoutesEnv(_PointEnv):
 
     def _draw_obstacles(self, frame: np.ndarray) -> None:
         frame[self._disc(self._centre, OBSTACLE_RADIUS)] = _OBSTACLE_COLOUR
+
+    def _obstacle_discs(self) -> list[tuple[np.ndarray, float, np.ndarray]]:
+        return [(self._centre, OBSTACLE_RADIUS, _OBSTACLE_COLOUR)]
 
 
 class ReachExpert:
@@ -250,6 +281,7 @@ register(TaskSpec(
     fps=FPS,
     description="2-D point mass to a random goal; state [pos, goal]",
     make_expert=_reach_expert,
+    pixels=CAMERA_SIZE,
 ))
 register(TaskSpec(
     name="builtin/two_routes",
@@ -259,4 +291,5 @@ register(TaskSpec(
     fps=FPS,
     description="2-D point mass around an obstacle, left or right (multimodal); state [pos, goal, obstacle]",
     make_expert=_two_routes_expert,
+    pixels=CAMERA_SIZE,
 ))

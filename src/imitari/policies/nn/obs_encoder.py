@@ -4,9 +4,9 @@ This is the seam where perception plugs in. Every encoder produces per-step feat
 `encode_steps(obs) -> (B, To, step_dim)` (what sequence models such as BC-RNN, BC-transformer
 and ACT consume as tokens) and, from them, the flattened window `forward(obs) -> (B, out_dim)`
 with `out_dim = To * step_dim` (what MLP and U-Net policies condition on, as in Diffusion
-Policy's global conditioning). An image encoder (a ResNet-18 per camera with spatial softmax,
-as in Diffusion Policy and robomimic) will be another `ObsEncoder` subclass that
-`make_obs_encoder` picks when a key has an image shape `(C, H, W)`.
+Policy's global conditioning). `make_obs_encoder` picks the image encoder (image_encoders.py:
+a small CNN or a ResNet-18 per camera, with spatial softmax) when a key holds camera frames
+`(H, W, C)`, and the low-dim one otherwise.
 """
 
 from __future__ import annotations
@@ -14,9 +14,13 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
+
+if TYPE_CHECKING:
+    from imitari.policies.nn.image_encoders import ImageOptions
 
 
 class ObsEncoder(nn.Module, ABC):
@@ -48,11 +52,12 @@ class LowDimObsEncoder(ObsEncoder):
         return torch.cat([obs[key].flatten(start_dim=2) for key in self.keys], dim=-1)
 
 
-def make_obs_encoder(obs_shapes: Mapping[str, tuple[int, ...]], *, obs_horizon: int) -> ObsEncoder:
-    """The encoder for these observation keys: low-dim vectors now, image keys later."""
-    images = sorted(k for k, shape in obs_shapes.items() if len(shape) == 3)
-    if images:
-        raise NotImplementedError(
-            f"observation keys {images} look like images (C, H, W); imitari has no image encoder yet"
-        )
+def make_obs_encoder(obs_shapes: Mapping[str, tuple[int, ...]], *, obs_horizon: int,
+                     images: ImageOptions | None = None) -> ObsEncoder:
+    """The encoder for these observation keys: `ImageObsEncoder` (with `images`, default
+    options when None) if a key holds frames `(H, W, C)`, else `LowDimObsEncoder`."""
+    if any(len(shape) == 3 for shape in obs_shapes.values()):
+        from imitari.policies.nn.image_encoders import ImageObsEncoder, ImageOptions
+
+        return ImageObsEncoder(obs_shapes, obs_horizon=obs_horizon, options=images or ImageOptions())
     return LowDimObsEncoder(obs_shapes, obs_horizon=obs_horizon)
