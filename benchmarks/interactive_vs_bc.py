@@ -54,6 +54,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--task", required=True)
     p.add_argument("--policy", default="bc")
+    p.add_argument("--closed-loop", action="store_true",
+                   help="obs, action and exec horizons 1: a reactive policy, as in the DAgger papers")
     p.add_argument("--demos", type=int, default=3, help="demonstrations DAgger starts from")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--episodes-per-round", type=int, default=5)
@@ -73,7 +75,10 @@ def main() -> None:
     collect(args.task, out / "pool", episodes=args.pool, progress=False)
     pool = Dataset.open(out / "pool")
     lengths = [info["length"] for info in sorted(pool.episode_info, key=lambda i: i["seed"])]
-    common = {"policy": args.policy, "steps": args.steps, "threads": args.threads, "progress": False,
+    policy: dict[str, Any] = {"name": args.policy}
+    if args.closed_loop:
+        policy.update(obs_horizon=1, action_horizon=1, exec_horizon=1)
+    common = {"policy": policy, "steps": args.steps, "threads": args.threads, "progress": False,
               "warmup_steps": min(200, args.steps // 10)}
     seeds_eval = list(range(TEST_SEED_START, TEST_SEED_START + args.eval_episodes))
     for seed in [int(s) for s in args.seeds.split(",")]:

@@ -158,3 +158,29 @@ def test_bad_configs_fail_in_one_line(demos: Path, tmp_path: Path, capsys: pytes
 def test_interactive_config_validates_itself() -> None:
     with pytest.raises(ConfigError, match="tolerance must be > 0"):
         InteractiveConfig(tolerance=0)
+
+
+def test_dagger_rounds_learn_beyond_the_demonstrations(demos: Path, tmp_path: Path) -> None:
+    """Three reach demonstrations are too few for BC; DAgger's two rounds of expert labels on the
+    states its policy visits lift test success above it (measured 0.03 -> 0.23 on these 40 test
+    seeds; the threshold leaves half of that margin). At an equal number of expert labels BC
+    does as well on this task: docs/interactive.md."""
+    from imitari.eval.metrics import summarize
+    from imitari.eval.rollout import evaluate
+    from imitari.eval.seeds import TEST_SEED_START
+    from imitari.learners.checkpoint import reported_checkpoint
+    from imitari.policies.loading import load_policy
+
+    cfg = {**_config(demos, tmp_path / "dagger"), "steps": 300, "warmup_steps": 30, "batch_size": 64, "ckpt_every": 300,
+           "policy": {"name": "bc", "obs_horizon": 1, "action_horizon": 1, "exec_horizon": 1},
+           "interactive": {"rounds": 2, "episodes_per_round": 5}}
+    run = train(cfg)
+    seeds = list(range(TEST_SEED_START, TEST_SEED_START + 40))
+
+    def success(path: Path) -> float:
+        policy = load_policy(reported_checkpoint(path)).eval()
+        return summarize(evaluate(policy, TASK, seeds=seeds, num_envs=20, workers=1, progress=False)[0]).success_rate
+
+    first, last = success(run / "rounds" / "round_0"), success(run)
+    print(f"BC on the demos {first:.2f}, after DAgger's rounds {last:.2f}")
+    assert last >= first + 0.1, f"DAgger: {first:.2f} -> {last:.2f}"
