@@ -14,7 +14,7 @@ from imitari.cli import main
 from imitari.config import ConfigError
 from imitari.data.store import Dataset
 from imitari.envs.collect import collect
-from imitari.envs.experts import ExpertPolicy
+from imitari.envs.experts import ExpertPolicy, load_expert
 from imitari.learners.config import TrainConfig
 from imitari.learners.dagger import DAggerLearner, HGDAggerLearner, InteractiveConfig
 from imitari.learners.loop import resume, train
@@ -136,6 +136,14 @@ def test_an_interrupted_run_resumes_to_the_same_data_and_weights(demos: Path, tm
     rounds = json.loads((straight / "rounds.json").read_text())
     assert [r["round"] for r in rounds] == [0, 1, 2] and rounds[2]["expert_labels"] == a.n_steps
     assert main(["eval", str(straight), "--episodes", "2", "--num-envs", "2", "--workers", "1"]) == 0
+    # a trained checkpoint serves as the expert as well as a scripted one does
+    expert, twin = load_expert(TASK, str(straight)), load_expert(TASK, str(straight))
+    cfg = TrainConfig(data="x", interactive=InteractiveConfig(beta=1.0))
+    _, steps = _play(tmp_path / "by_checkpoint", DAggerLearner.actor(Still(), expert, 1, cfg), None)
+    twin.reset(env_ids=[0], seeds=[0])
+    assert all(t.actor == "expert" for t in steps)
+    for t in [t for t in steps if t.episode == 0]:  # the twin replays episode 0's observations
+        np.testing.assert_allclose(t.label, twin.act({"state": t.obs["state"][None]})[0], atol=1e-6)
 
 
 @pytest.mark.parametrize("args, message", [
