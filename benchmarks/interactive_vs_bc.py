@@ -6,7 +6,8 @@ expert-labelled steps (demonstration steps plus labelled or takeover steps). BC 
 the fewest demonstrations (seeds 0, 1, ...) holding at least L steps, so it has at least as
 many expert labels. BC on the `--demos` demonstrations alone is the starting point. Every
 policy is evaluated on test seeds (from 1000); rows (success with a 95% Wilson interval) are
-appended to `--csv` as they finish, and a rerun skips finished rows and resumes runs.
+appended to `--csv` as they finish, and a rerun skips finished rows and resumes runs; the
+markdown table beside it (same name, .md) pools each method's episodes over training seeds.
 
     python benchmarks/interactive_vs_bc.py --task builtin/reach --demos 3 --rounds 3 \
         --episodes-per-round 5 --steps 500 --seeds 0,1,2 --csv results/interactive/builtin_reach.csv
@@ -22,7 +23,7 @@ from typing import Any
 from imitari.bench_table import append_csv, read_csv
 from imitari.data.store import Dataset
 from imitari.envs.collect import collect
-from imitari.eval.metrics import summarize
+from imitari.eval.metrics import summarize, wilson_interval
 from imitari.eval.rollout import evaluate
 from imitari.eval.seeds import TEST_SEED_START
 from imitari.learners.checkpoint import reported_checkpoint
@@ -48,6 +49,22 @@ def _first(pool: Dataset, k: int) -> str:
         with Dataset.open(pool.path, writer=True) as ds:
             ds.set_filter_key(name, order[:k])
     return name
+
+
+def table(csv_path: Path) -> str:
+    """Markdown: per task and method, mean expert labels and success pooled over training seeds."""
+    rows = read_csv(csv_path)
+    lines = ["| task | method | training seeds | expert labels (mean) | demos (mean) | success (pooled) | 95% CI |",
+             "|---|---|---|---|---|---|---|"]
+    for task, method in dict.fromkeys((r["task"], r["method"]) for r in rows):
+        group = [r for r in rows if (r["task"], r["method"]) == (task, method)]
+        wins, n = sum(int(r["successes"]) for r in group), sum(int(r["episodes"]) for r in group)
+        low, high = wilson_interval(wins, n)
+        labels = sum(int(r["expert_labels"]) for r in group) / len(group)
+        demos = sum(int(r["demos"]) for r in group) / len(group)
+        lines.append(f"| {task} | {method} | {len(group)} | {labels:.0f} | {demos:.1f} | {wins}/{n} = {wins / n:.0%} | "
+                     f"{low:.0%}-{high:.0%} |")
+    return "\n".join(lines) + "\n"
 
 
 def main() -> None:
@@ -113,6 +130,8 @@ def main() -> None:
             }, FIELDS)
             print(f"{args.task} {method} seed {seed}: {labels} labels, success {s.success_rate:.2f} "
                   f"[{s.ci_low:.2f}, {s.ci_high:.2f}]", flush=True)
+    csv_path.with_suffix(".md").write_text(table(csv_path))
+    print(table(csv_path))
 
 
 if __name__ == "__main__":
