@@ -20,7 +20,8 @@ from pathlib import Path
 from imitari.envs.metaworld_tasks import TASKS
 from imitari.bench_table import append_csv, read_csv
 from imitari.eval.metrics import summarize
-from imitari.eval.rollout import evaluate, expert_policy
+from imitari.envs.experts import expert_policy
+from imitari.eval.rollout import evaluate
 
 FIELDS = ["task", "successes", "episodes", "success_rate", "ci_low", "ci_high", "mean_length", "seed_start"]
 

@@ -78,7 +78,8 @@ def main() -> None:
 
     from imitari.envs.collect import collect
     from imitari.eval.metrics import summarize
-    from imitari.eval.rollout import evaluate, expert_policy
+    from imitari.envs.experts import expert_policy
+    from imitari.eval.rollout import evaluate
     from imitari.policies.loading import CheckpointError, find_checkpoint, load_policy
     from imitari.learners.loop import resume, train
 

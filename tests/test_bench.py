@@ -161,7 +161,8 @@ def test_cli_reports_bad_input_in_one_line(tmp_path: Path, capsys) -> None:
 @pytest.mark.metaworld
 def test_metaworld_core_experts_solve_seed_0() -> None:
     pytest.importorskip("metaworld")
-    from imitari.eval.rollout import evaluate, expert_policy
+    from imitari.envs.experts import expert_policy
+    from imitari.eval.rollout import evaluate
 
     for task in get_suite("metaworld-core").tasks:
         results, _ = evaluate(expert_policy(task), task, seeds=[0], num_envs=1, workers=1, progress=False)

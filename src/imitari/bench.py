@@ -287,7 +287,7 @@ def run_bench(cfg: BenchConfig, *, suite: Suite | None = None) -> Path:
     """Run (or complete) the bench; returns the markdown table's path. `suite` replaces the
     named suite's definition (the Python API's way to shrink one for a test)."""
     from imitari.envs.collect import collect
-    from imitari.eval.rollout import expert_policy
+    from imitari.envs.experts import expert_policy
 
     suite = (suite or get_suite(cfg.suite)).with_overrides(
         budget_cpu_minutes=cfg.budget_cpu_minutes, demos=cfg.demos, eval_episodes=cfg.eval_episodes

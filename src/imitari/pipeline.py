@@ -31,7 +31,8 @@ def evaluate_run(
                  workers=(workers, 1))
     from imitari.eval.metrics import format_summary, summarize
     from imitari.eval.report import write_eval_json
-    from imitari.eval.rollout import evaluate, expert_policy
+    from imitari.envs.experts import expert_policy
+    from imitari.eval.rollout import evaluate
     from imitari.eval.seeds import split_of
     from imitari.eval.video import save_video
     from imitari.learners.checkpoint import BEST, reported_checkpoint

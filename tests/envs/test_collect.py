@@ -47,16 +47,16 @@ def test_resume_adds_only_the_missing_seeds(tmp_path: Path) -> None:
 
 
 def test_interrupted_collection_continues(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from imitari.envs import collect as collect_module
+    from imitari.envs.experts import ExpertPolicy
 
-    play = collect_module._Player.play
+    reset = ExpertPolicy.reset
 
-    def crash_on_seed_5(self: collect_module._Player, seed: int):  # type: ignore[no-untyped-def]
-        if seed == 5:
+    def crash_on_seed_5(self: ExpertPolicy, env_ids=None, *, seeds=None):  # type: ignore[no-untyped-def]
+        if seeds is not None and 5 in seeds:
             raise KeyboardInterrupt
-        return play(self, seed)
+        return reset(self, env_ids, seeds=seeds)
 
-    monkeypatch.setattr(collect_module._Player, "play", crash_on_seed_5)
+    monkeypatch.setattr(ExpertPolicy, "reset", crash_on_seed_5)
     with pytest.raises(KeyboardInterrupt):
         collect("builtin/reach", tmp_path / "d", episodes=8, workers=1, progress=False)
     assert [info["seed"] for info in Dataset.open(tmp_path / "d").episode_info] == [0, 1, 2, 3, 4]

@@ -68,7 +68,8 @@ about 150 steps (results/metaworld_experts/results.md measures all 50 on 20 seed
 
 @pytest.mark.parametrize("name", EXPERT_SAMPLE)
 def test_expert_solves_a_few_seeds(name: str) -> None:
-    from imitari.eval.rollout import evaluate, expert_policy
+    from imitari.envs.experts import expert_policy
+    from imitari.eval.rollout import evaluate
 
     task = f"metaworld/{name}"
     results, _ = evaluate(expert_policy(task), task, seeds=[1000, 1001, 1002], num_envs=1, workers=1, progress=False)

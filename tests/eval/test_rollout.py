@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from imitari.eval.metrics import summarize
-from imitari.eval.rollout import eval_seeds, evaluate, expert_policy
+from imitari.envs.experts import expert_policy
+from imitari.eval.rollout import eval_seeds, evaluate
 from imitari.rollouts.envs import EnvWorkerError
 from imitari.eval.video import save_video
 

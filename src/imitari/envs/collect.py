@@ -1,22 +1,21 @@
 """Collect expert demonstrations of a task into an imitari dataset, in parallel and resumably.
 
-Episode i uses reset seed `seed_start + i` for both the env and the expert, so a seed fully
-determines its demonstration. Worker processes (started with 'spawn': no inherited simulator
-or rendering state) each build the env and the expert once and play many episodes; finished
-episodes come back to this process, which alone writes, appending each one atomically as it
-arrives (in completion order, not seed order). A collection that was interrupted, or asked for
-more episodes than it holds, continues where it stopped: seeds already in the dataset are
-skipped. Episodes the expert failed are kept with `success=False` (curation comes later).
+A client of the rollout engine: the task's expert (`imitari.envs.experts.ExpertPolicy`) acts
+on `workers` env slots, each stepped in its own worker process (started by forkserver or
+spawn: no inherited simulator or rendering state), and the dataset writer sink
+(`imitari.rollouts.writer.EpisodeWriter`) in this process, which alone writes, appends each
+episode atomically as it ends (in completion order, not seed order). Episode i uses reset seed
+`seed_start + i` for both the env and the expert, so a seed fully determines its
+demonstration. A collection that was interrupted, or asked for more episodes than it holds,
+continues where it stopped: seeds already in the dataset are skipped. Episodes the expert
+failed are kept with `success=False` (curation comes later).
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -28,11 +27,11 @@ from tqdm.auto import tqdm
 from imitari.config import check_counts
 from imitari.data.lock import LOCK_NAME
 from imitari.data.store import Dataset, DatasetError
+from imitari.envs.experts import ExpertPolicy
 from imitari.envs.registry import TaskError, TaskSpec, get_task
-from imitari.workers import die_with_parent
-
-Episode = tuple[dict[str, np.ndarray], dict[str, Any]]
-"""One demonstration: feature name -> (T, ...) rows, and its episode info."""
+from imitari.rollouts.engine import RolloutEngine
+from imitari.rollouts.envs import default_workers
+from imitari.rollouts.writer import EpisodeWriter
 
 
 @dataclass(frozen=True)
@@ -69,84 +68,24 @@ class CollectSummary:
         )
 
 
-def _features_of(spec: TaskSpec, env: gym.Env) -> dict[str, tuple[tuple[int, ...], str]]:
+def features_of(spec: TaskSpec, env: gym.Env) -> dict[str, tuple[tuple[int, ...], str]]:
     """Dataset features of a task: `obs.<key>` for each observation key (float32, or uint8 for
     camera frames), `action`, `reward`."""
     obs_space, action_space = env.observation_space, env.action_space
     if not (isinstance(obs_space, spaces.Dict) and isinstance(action_space, spaces.Box)):
         raise TaskError(f"task {spec.name}: the env needs a Dict observation space and a Box action space")
-    features = {f"obs.{key}": (tuple(obs_space[key].shape or ()), _obs_dtype(obs_space[key])) for key in spec.obs_keys}
+    features = {f"obs.{key}": (tuple(obs_space[key].shape or ()), obs_dtype(obs_space[key])) for key in spec.obs_keys}
     features["action"] = (action_space.shape, "float32")
     features["reward"] = ((), "float32")
     return features
 
 
-def _obs_dtype(space: spaces.Space) -> str:
+def obs_dtype(space: spaces.Space) -> str:
+    """The stored dtype of an observation key: camera frames stay uint8, the rest float32."""
     return "uint8" if space.dtype == np.uint8 else "float32"
 
 
-class _Player:
-    """One env and its expert, playing whole episodes by seed."""
-
-    def __init__(self, task: str) -> None:
-        self.spec = get_task(task)
-        self.env = self.spec.make(render=False)
-        self.expert = self.spec.expert(self.env)
-        space = self.env.action_space
-        assert isinstance(space, spaces.Box), "checked by _features_of before any player starts"
-        self._low, self._high = space.low, space.high
-        self._dtypes = {key: _obs_dtype(self.env.observation_space[key]) for key in self.spec.obs_keys}
-
-    def play(self, seed: int) -> Episode:
-        """The expert's episode on `seed`: the observation before each action, the action
-        (clipped to the action space, as executed), and the reward after it."""
-        obs, _ = self.env.reset(seed=seed)
-        self.expert.reset(seed=seed)
-        rows: dict[str, list[np.ndarray]] = {f"obs.{key}": [] for key in self.spec.obs_keys}
-        actions: list[np.ndarray] = []
-        rewards: list[float] = []
-        success = False
-        info: dict[str, Any] = {}
-        for _ in range(self.spec.max_steps):
-            action = np.clip(np.asarray(self.expert(obs), dtype=np.float32), self._low, self._high)
-            for key in self.spec.obs_keys:
-                rows[f"obs.{key}"].append(np.array(obs[key], dtype=self._dtypes[key]))
-            actions.append(action)
-            obs, reward, terminated, truncated, info = self.env.step(action)
-            rewards.append(float(reward))
-            success = success or bool(info["success"])
-            if terminated or truncated:
-                break
-        arrays = {name: np.stack(values) for name, values in rows.items()}
-        arrays["action"] = np.stack(actions)
-        arrays["reward"] = np.asarray(rewards, dtype=np.float32)
-        record: dict[str, Any] = {
-            "seed": seed, "success": success, "source": "expert",
-            "return": sum(rewards), "length": len(actions),
-        }
-        if info.get("route") is not None:  # the behaviour label of multimodal tasks
-            record["route"] = info["route"]
-        return arrays, record
-
-    def close(self) -> None:
-        self.env.close()
-
-
-_worker_player: _Player | None = None
-
-
-def _init_worker(task: str, starter: int) -> None:
-    global _worker_player
-    die_with_parent(starter)
-    _worker_player = _Player(task)
-
-
-def _play_in_worker(seed: int) -> Episode:
-    assert _worker_player is not None, "worker not initialised"
-    return _worker_player.play(seed)
-
-
-def _open_or_create(out: Path, task: str, features: dict[str, tuple[tuple[int, ...], str]], fps: float) -> Dataset:
+def open_or_create(out: Path, task: str, features: dict[str, tuple[tuple[int, ...], str]], fps: float) -> Dataset:
     """The dataset at `out`, holding its writer lock, if it holds `task` with these features; a
     new one if `out` is absent or an empty directory; DatasetError otherwise (also at once if
     another writer holds the dataset)."""
@@ -159,33 +98,6 @@ def _open_or_create(out: Path, task: str, features: dict[str, tuple[tuple[int, .
             raise DatasetError(f"{out} holds episodes of {ds.env!r}, not {task!r}: collect into another directory")
         raise DatasetError(f"{out}: its features {ds.features} differ from {task}'s {features}")
     return ds
-
-
-def _episodes(task: str, seeds: list[int], workers: int) -> Iterator[Episode]:
-    """Play `seeds` and yield each episode as soon as it is done (in any order)."""
-    if workers <= 1:
-        player = _Player(task)
-        try:
-            yield from (player.play(seed) for seed in seeds)
-        finally:
-            player.close()
-        return
-    context = get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(task, os.getpid())) as pool:
-        pending: set[Future[Episode]] = {pool.submit(_play_in_worker, seed) for seed in seeds}
-        try:
-            while pending:
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for future in done:
-                    yield future.result()
-        finally:  # an error or an early exit: drop the episodes not started yet
-            for future in pending:
-                future.cancel()
-
-
-def _default_workers() -> int:
-    """One worker per CPU this process may use."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def collect(
@@ -212,24 +124,27 @@ def collect(
     start = time.perf_counter()
     env = spec.make(render=False)
     try:
-        features = _features_of(spec, env)
+        features = features_of(spec, env)
     finally:
         env.close()
     path = Path(out)
-    ds = _open_or_create(path, task, features, spec.fps)
+    ds = open_or_create(path, task, features, spec.fps)
     present = {info.get("seed") for info in ds.episode_info}
     seeds = [s for s in range(seed_start, seed_start + episodes) if s not in present]
-    n_workers = max(1, min(len(seeds), _default_workers() if workers is None else workers))
-    collected = successes = steps = 0
+    n_workers = max(1, min(len(seeds), default_workers(len(seeds)) if workers is None else workers))
+    done: list[dict[str, Any]] = []
     with ds, tqdm(total=len(seeds), desc=f"collect {task}", unit="ep", disable=not progress) as bar:
-        for arrays, info in _episodes(task, seeds, n_workers):
-            ds.append_episode(arrays, info=info)
-            collected += 1
-            successes += info["success"]
-            steps += info["length"]
+        def finished(episode: dict[str, Any]) -> None:
+            done.append(episode)
             bar.update()
-            bar.set_postfix_str(f"success {successes}/{collected}")
+            bar.set_postfix_str(f"success {sum(e['success'] for e in done)}/{len(done)}")
+
+        if seeds:
+            writer = EpisodeWriter(ds, spec.obs_keys, source="expert", on_episode=finished)
+            with RolloutEngine(task, num_envs=n_workers, workers=n_workers) as engine:
+                engine.run(ExpertPolicy(spec), seeds, [writer], actor_name="expert")
     return CollectSummary(
-        task=task, path=path, collected=collected, skipped=episodes - len(seeds),
-        successes=successes, steps=steps, seconds=time.perf_counter() - start,
+        task=task, path=path, collected=len(done), skipped=episodes - len(seeds),
+        successes=sum(e["success"] for e in done), steps=sum(e["length"] for e in done),
+        seconds=time.perf_counter() - start,
     )

@@ -5,7 +5,7 @@ in this process or in workers; the engine's docstring has the slot and reset-han
 and collects, through one sink, each episode's success, return, length and behaviour label,
 in seed order, plus the frames of the first `video_episodes` ones. For a policy whose action
 for a row depends only on that row since its reset, results do not depend on `num_envs` or
-`workers`. `ExpertPolicy` puts a task's scripted expert behind the same interface.
+`workers`. Experts are actors too (`imitari.envs.experts`).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from imitari.eval.metrics import EpisodeResult
 from imitari.rollouts.engine import Actor, RolloutEngine, Sink, Transition
-from imitari.rollouts.envs import TaskLike, resolve_task
+from imitari.rollouts.envs import TaskLike
 
 EVAL_SEED_START = 100_000
 """Evaluation seeds start here; demonstrations use 0..N-1 (docs/architecture.md)."""
@@ -113,43 +113,3 @@ def evaluate(
     results = [metrics.results[e] for e in range(len(seeds))]
     videos = [Video(seed=seeds[e], frames=f, fps=fps) for e, f in sorted(metrics.frames.items())]
     return results, videos
-
-
-class ExpertPolicy:
-    """A task's scripted expert behind the policy interface, one expert per env slot.
-
-    Experts map an observation to an action, so they run in the calling process on the
-    observations `evaluate` passes, wherever the envs are stepped. Each is built by
-    `spec.make_expert(env)` on a local env copy that is never stepped, and is reset with the
-    seed of each new episode through the `seeds` keyword of the reset handshake.
-    """
-
-    def __init__(self, task: str | TaskLike) -> None:
-        self.spec = resolve_task(task)
-        if getattr(self.spec, "make_expert", None) is None:
-            raise ValueError(f"task {task!r} has no expert to evaluate")
-        self._experts: list[Any] = []
-
-    def _expert(self, slot: int) -> Any:
-        while len(self._experts) <= slot:
-            self._experts.append(self.spec.make_expert(self.spec.make(render=False)))  # type: ignore[attr-defined]
-        return self._experts[slot]
-
-    def reset(self, env_ids: Sequence[int] | None = None, *, seeds: Sequence[int | None] | None = None) -> None:
-        """Reset the experts of these slots (all if None) for episodes with these seeds."""
-        ids = list(range(len(self._experts)) if env_ids is None else env_ids)
-        episode_seeds = list(seeds) if seeds is not None else [None] * len(ids)
-        if len(episode_seeds) != len(ids):
-            raise ValueError(f"{len(ids)} env ids but {len(episode_seeds)} seeds")
-        for slot, seed in zip(ids, episode_seeds):
-            self._expert(slot).reset(seed=seed)
-
-    def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
-        """One action per row of the observation batch, from that slot's expert."""
-        n = len(next(iter(obs.values())))
-        return np.stack([np.asarray(self._expert(i)({k: v[i] for k, v in obs.items()})) for i in range(n)])
-
-
-def expert_policy(task: str | TaskLike) -> ExpertPolicy:
-    """The task's expert as a policy, to evaluate it on the same seeds as a learned policy."""
-    return ExpertPolicy(task)

@@ -12,6 +12,11 @@ evaluation with the best checkpoint kept. A learner implements
     collect(engine, step) -> metrics    online learners only (`online = True`): act in the envs
                                         through a rollout engine whose sinks include a replay buffer
 
+Interactive learners (`interactive = True`: DAgger, HG-DAgger) train in rounds instead
+(`imitari.learners.rounds`): each round is one whole run of the shared loop on a dataset that
+grows between rounds, with `actor(policy, expert, round, cfg)` acting and `keep()` choosing
+the steps that join it.
+
 Randomness inside `update` must come from generators seeded by (seed, step) so a resumed run
 ends with the weights of an uninterrupted one. Learners are registered by name
 (`imitari.learners.registry`); the contract tests run over every registered one.
@@ -34,6 +39,8 @@ class Learner(ABC):
 
     online: ClassVar[bool] = False
     """Whether the loop calls `collect(engine, step)` before each update."""
+    interactive: ClassVar[bool] = False
+    """Whether it trains in rounds of collection and retraining (`imitari.learners.rounds`)."""
 
     def __init__(self, policy: Policy, cfg: TrainConfig, *, budget_spent: Callable[[], float]) -> None:
         """`budget_spent()`: the fraction of the run's CPU budget used so far (0 without one),

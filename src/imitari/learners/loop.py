@@ -330,10 +330,20 @@ def train(raw_config: dict[str, Any]) -> Path:
     if not train_cfg.data:
         raise ConfigError("no dataset given: pass --data DIR (made by `imitari collect`)")
     run_dir = Path(train_cfg.out) if train_cfg.out else _default_run_dir(train_cfg)
-    if (run_dir / "checkpoints").exists():
+    if (run_dir / "checkpoints").exists() or (run_dir / "rounds.json").exists():
         raise ConfigError(f"{run_dir} already holds a run; resume it with --resume {run_dir} or pick another --out")
-    Trainer(train_cfg, policy_cfg, run_dir=run_dir).run()
+    _run(train_cfg, policy_cfg, run_dir, resume=False)
     return run_dir
+
+
+def _run(train_cfg: TrainConfig, policy_cfg: PolicyConfig, run_dir: Path, *, resume: bool) -> None:
+    """One run of the loop, or the rounds of an interactive learner (each a run of the loop)."""
+    if get_learner(train_cfg.learner).interactive:
+        from imitari.learners.rounds import train_rounds
+
+        train_rounds(train_cfg, policy_cfg, run_dir)
+    else:
+        Trainer(train_cfg, policy_cfg, run_dir=run_dir).run(resume=resume)
 
 
 def resume(run_dir: str | Path, overrides: dict[str, Any] | None = None) -> Path:
@@ -350,6 +360,5 @@ def resume(run_dir: str | Path, overrides: dict[str, Any] | None = None) -> Path
             raise ConfigError(f"cannot change '{key}' when resuming (allowed: {', '.join(sorted(allowed))})")
         raw[key] = value
     train_cfg, policy_cfg = resolve_config(raw)
-    trainer = Trainer(train_cfg, policy_cfg, run_dir=run_dir)
-    trainer.run(resume=True)
+    _run(train_cfg, policy_cfg, run_dir, resume=True)
     return run_dir

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from imitari.config import ConfigError, closest
 from imitari.learners.base import Learner
+from imitari.learners.dagger import DAggerLearner, HGDAggerLearner
 from imitari.learners.offline import OfflineLearner
 
 _REGISTRY: dict[str, type[Learner]] = {}
@@ -35,3 +36,5 @@ def get_learner(name: str) -> type[Learner]:
 
 
 register_learner("offline", OfflineLearner)
+register_learner("dagger", DAggerLearner)
+register_learner("hg_dagger", HGDAggerLearner)

@@ -12,9 +12,11 @@ reset, what a seed produces does not depend on `num_envs`, `workers` or the slot
 
 Every env step becomes a `Transition` -- obs, action, reward, next obs, terminated and
 truncated apart, the kept info, and who acted (`actor`: "policy", "expert" or "intervention",
-or per row from the actor's `sources` attribute) -- handed to each sink's `on_step`; episodes
-are framed by `on_start` and `on_end`. Sinks: the metrics of `evaluate`, the dataset writer
-of `collect`, a replay buffer of an online learner.
+or per row from the actor's `sources` attribute; and, from an actor with a `labels` attribute,
+the row's label, e.g. the expert's action at a state the policy acted in) -- handed to each
+sink's `on_step`; episodes are framed by `on_start` and `on_end`. Sinks: the metrics of
+`evaluate`, the dataset writer of `collect` and DAgger (`imitari.rollouts.writer`), a replay
+buffer of an online learner.
 """
 
 from __future__ import annotations
@@ -29,6 +31,10 @@ from typing import Any, Protocol
 import numpy as np
 
 from imitari.rollouts.envs import EnvSlots, TaskLike, WorkerPool, default_workers, resolve_task
+
+
+ACTORS = ("policy", "expert", "intervention")
+"""Who can act in a transition (`Transition.actor`); a dataset's `actor` feature stores the index."""
 
 
 class Actor(Protocol):
@@ -57,6 +63,8 @@ class Transition:
     actor: str = "policy"
     frame: np.ndarray | None = None
     """The frame after the step, for episodes the engine renders."""
+    label: np.ndarray | None = None
+    """The actor's label for this row (its `labels` attribute after `act`), e.g. DAgger's expert action."""
 
 
 class Sink:
@@ -180,6 +188,7 @@ class _Run:
         if actions.ndim < 1 or actions.shape[0] != n:
             raise ValueError(f"policy.act returned actions of shape {actions.shape} for {n} observations")
         sources = getattr(self.actor, "sources", None)  # per-row actor names of a mixing actor (DAgger)
+        labels = getattr(self.actor, "labels", None)  # per-row labels, e.g. the expert's actions
         running = [i for i, slot in enumerate(self.slots) if slot.episode >= 0]
         broken = [i for i in running if not np.isfinite(actions[i]).all()]
         if broken:
@@ -196,7 +205,8 @@ class _Run:
             t = Transition(slot=i, episode=slot.episode, seed=self.seeds[slot.episode], step=slot.length,
                            obs=slot.obs, action=actions[i], reward=reward, next_obs=obs, terminated=terminated,
                            truncated=truncated or (capped and not terminated), info=info,
-                           actor=self.actor_name if sources is None else str(sources[i]), frame=frame)
+                           actor=self.actor_name if sources is None else str(sources[i]), frame=frame,
+                           label=None if labels is None else labels[i])
             slot.obs, slot.length = obs, slot.length + 1
             for sink in self.sinks:
                 sink.on_step(t)
