@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from imitari.config import ConfigError, check_counts, check_types
 
@@ -23,12 +24,14 @@ def evaluate_run(
     workers: int | None = None,
     expert: bool = False,
     seed_start: int = 100_000,
+    repeats: int = 5,
+    repeat_starts: int = 10,
 ) -> Path:
     """Roll out a run's reported checkpoint (its best by validation success, else its latest) on seeds disjoint from its demos; write eval JSON.
 
     The arguments are checked before anything is loaded: ConfigError names a bad one."""
     check_counts(episodes=(episodes, 1), video=(video, 0), num_envs=(num_envs, 1), seed_start=(seed_start, 0),
-                 workers=(workers, 1))
+                 workers=(workers, 1), repeats=(repeats, 0), repeat_starts=(repeat_starts, 1))
     from imitari.eval.metrics import format_summary, summarize
     from imitari.eval.report import write_eval_json
     from imitari.eval.rollout import evaluate, expert_policy
@@ -61,11 +64,14 @@ def evaluate_run(
     )
     summary = summarize(results)
     print(f"policy: {format_summary(summary)}  ({time.perf_counter() - start:.1f} s)")
-    expert_summary = None
+    repeat = dict(seeds=seeds[:repeat_starts], repeats=repeats, num_envs=num_envs, workers=workers)
+    conditional = repeated_entropy(policy, task, results, **repeat)
+    expert_summary = expert_conditional = None
     if expert:
         expert_results, _ = evaluate(expert_policy(task), task, seeds=seeds, num_envs=num_envs, workers=workers)
         expert_summary = summarize(expert_results)
         print(f"expert: {format_summary(expert_summary)}")
+        expert_conditional = repeated_entropy(expert_policy(task), task, expert_results, **repeat)
     eval_dir = run_dir / "eval"
     video_paths = [
         save_video(v.frames, eval_dir / "videos" / f"{label}_seed{v.seed}.mp4", fps=v.fps) for v in videos
@@ -81,11 +87,29 @@ def evaluate_run(
             "split": split,
             "num_envs": num_envs,
             "expert": expert_summary,
+            "conditional_entropy": conditional,
+            "expert_conditional_entropy": expert_conditional,
             "videos": [str(p) for p in video_paths],
         },
     )
     print(f"evaluation written to {out}" + (f"; {len(video_paths)} videos in {eval_dir / 'videos'}" if video_paths else ""))
     return out
+
+
+def repeated_entropy(policy: Any, task: str, results: list[Any], *, seeds: list[int], repeats: int,
+                     num_envs: int, workers: int | None) -> float | None:
+    """D3IL's conditional behaviour entropy: `repeats` more rollouts from each of `seeds`, printed;
+    None (and no rollouts) when `results` carry no behaviour label or `repeats` is 0."""
+    from imitari.eval.metrics import BEHAVIOUR_KEY, conditional_entropy
+    from imitari.eval.rollout import evaluate
+
+    if repeats == 0 or not any(r.info.get(BEHAVIOUR_KEY) is not None for r in results):
+        return None
+    again, _ = evaluate(policy, task, seeds=[s for s in seeds for _ in range(repeats)], num_envs=num_envs,
+                        workers=workers, progress=False)
+    value = conditional_entropy(again + [r for r in results if r.seed in set(seeds)])
+    print(f"  conditional behaviour entropy {value:.2f} ({repeats + 1} rollouts from each of {len(seeds)} starts)")
+    return value
 
 
 @dataclass

@@ -120,6 +120,8 @@ class _Player:
         }
         if info.get("route") is not None:  # the behaviour label of multimodal tasks
             record["route"] = info["route"]
+        if getattr(self.expert, "identity", None):  # a versioned expert (a planner) names itself
+            record["expert"] = self.expert.identity
         return arrays, record
 
     def close(self) -> None:
