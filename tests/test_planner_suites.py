@@ -29,3 +29,11 @@ def test_markdown_has_a_score_column_only_when_a_row_has_a_score() -> None:
     assert "| score |" in table and "| 0.800 |" in table
     rows[0]["score"] = ""
     assert "score" not in bench_table.markdown(rows)
+
+
+def test_many_behaviour_labels_are_counted_not_listed() -> None:
+    from imitari.eval.metrics import format_summary
+
+    results = [EpisodeResult(seed=i, success=True, return_=0.0, length=5, info={"route": f"cells {i}"})
+               for i in range(10)]
+    assert "routes  10 distinct  (behaviour entropy 1.00)" in format_summary(summarize(results))

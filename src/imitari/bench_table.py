@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from imitari.eval.metrics import EvalSummary, wilson_interval
+from imitari.eval.metrics import MAX_LISTED_BEHAVIOURS, EvalSummary, wilson_interval
 
 EXPERT = "expert"
 """The policy column of the scripted expert's row."""
@@ -171,12 +171,10 @@ def _shares(group: Group) -> str:
     if not labelled:
         return "-"
     labels = sorted({label for shares in labelled for label in shares})
-    if len(labels) > _MAX_SHARES:  # e.g. maze routes, one per start: only their number says anything
-        return f"{len(labels)} labels"
+    if len(labels) > MAX_LISTED_BEHAVIOURS:
+        return f"{len(labels)} distinct"
     return ", ".join(f"{label}: {_pct(statistics.fmean(s.get(label, 0.0) for s in labelled))}" for label in labels)
 
-
-_MAX_SHARES = 6
 
 
 def _entropy(group: Group) -> str:

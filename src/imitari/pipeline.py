@@ -96,18 +96,49 @@ def evaluate_run(
     return out
 
 
+class _Reseeded:
+    """A policy (or expert) whose noise is seeded from (episode seed, `draw`) instead of the
+    episode seed: the same starts, other random draws (imitari's actors key their randomness to
+    the episode seed, so a plain repeat would replay the first rollout exactly)."""
+
+    def __init__(self, policy: Any, draw: int) -> None:
+        self.policy, self.draw = policy, draw
+
+    def act(self, obs: dict[str, Any]) -> Any:
+        import torch
+
+        with torch.no_grad():
+            return self.policy.act(obs)
+
+    def reset(self, env_ids: Any = None, *, seeds: Any = None) -> None:
+        from imitari.rollouts.engine import accepts_seeds
+
+        if seeds is None or not accepts_seeds(self.policy):
+            self.policy.reset(env_ids)
+        else:
+            self.policy.reset(env_ids, seeds=[None if s is None else s + _REPEAT_STRIDE * self.draw for s in seeds])
+
+
+_REPEAT_STRIDE = 1_000_003
+"""Offset between the noise seeds of two repeats of one start (a prime: no repeat of one start
+lands on another start's seed within a million seeds)."""
+
+
 def repeated_entropy(policy: Any, task: str, results: list[Any], *, seeds: list[int], repeats: int,
                      num_envs: int, workers: int | None) -> float | None:
-    """D3IL's conditional behaviour entropy: `repeats` more rollouts from each of `seeds`, printed;
-    None (and no rollouts) when `results` carry no behaviour label or `repeats` is 0."""
+    """D3IL's conditional behaviour entropy: `repeats` more rollouts from each of `seeds`, each
+    with other random draws of the policy (`_Reseeded`), printed; None (and no rollouts) when
+    `results` carry no behaviour label or `repeats` is 0."""
     from imitari.eval.metrics import BEHAVIOUR_KEY, conditional_entropy
     from imitari.eval.rollout import evaluate
 
     if repeats == 0 or not any(r.info.get(BEHAVIOUR_KEY) is not None for r in results):
         return None
-    again, _ = evaluate(policy, task, seeds=[s for s in seeds for _ in range(repeats)], num_envs=num_envs,
-                        workers=workers, progress=False)
-    value = conditional_entropy(again + [r for r in results if r.seed in set(seeds)])
+    again = [r for r in results if r.seed in set(seeds)]
+    for draw in range(1, repeats + 1):
+        again += evaluate(_Reseeded(policy, draw), task, seeds=seeds, num_envs=num_envs, workers=workers,
+                          progress=False)[0]
+    value = conditional_entropy(again)
     print(f"  conditional behaviour entropy {value:.2f} ({repeats + 1} rollouts from each of {len(seeds)} starts)")
     return value
 

@@ -29,6 +29,9 @@ import numpy as np
 
 BEHAVIOUR_KEY = "route"
 """The `info` key that carries a discrete behaviour label, copied into `EpisodeResult.info`."""
+MAX_LISTED_BEHAVIOURS = 6
+"""Summaries list each label's share up to this many labels, else only their number (a maze's
+routes are one per start)."""
 SCORE_KEY = "score"
 """The `info` key of a task's per-episode score (its final value counts), e.g. PushT's."""
 
@@ -182,5 +185,7 @@ def format_summary(summary: EvalSummary) -> str:
         line += f"  score {summary.mean_score:.3f}"
     if summary.route_shares is not None:
         shares = " / ".join(f"{name} {share:.0%}" for name, share in summary.route_shares.items())
+        if len(summary.route_shares) > MAX_LISTED_BEHAVIOURS:
+            shares = f"{len(summary.route_shares)} distinct"
         line += f"\nroutes  {shares}  (behaviour entropy {summary.behaviour_entropy:.2f})"
     return line
