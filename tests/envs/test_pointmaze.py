@@ -9,6 +9,7 @@ import pytest
 
 from imitari.envs.pointmaze import shortest_path
 from imitari.envs.registry import get_task
+from imitari.eval.rollout import evaluate, expert_policy
 
 
 def test_shortest_path_draws_every_shortest_route_equally() -> None:
@@ -30,16 +31,9 @@ def test_shortest_path_goes_around_walls() -> None:
 
 def test_expert_reaches_the_goal_and_labels_its_route() -> None:
     pytest.importorskip("gymnasium_robotics")
-    spec = get_task("pointmaze/medium")
-    env = spec.make()
-    expert = spec.expert(env)
-    for seed in (2000, 2001, 2002):
-        obs, info = env.reset(seed=seed)
-        expert.reset(seed=seed)
-        for _ in range(spec.max_steps):
-            obs, _, terminated, truncated, info = env.step(expert(obs))
-            if terminated or truncated:
-                break
-        assert info["success"] and terminated
-        cells = info["route"].split()
+    task = "pointmaze/medium"
+    results, _ = evaluate(expert_policy(task), task, seeds=[2000, 2001, 2002], workers=1, progress=False)
+    for r in results:
+        assert r.success and r.length < get_task(task).max_steps
+        cells = r.info["route"].split()
         assert len(cells) >= 2 and len(set(cells)) == len(cells)  # a shortest route never revisits a cell

@@ -7,6 +7,7 @@ import pytest
 
 from imitari.envs.pusht import KEYPOINTS, keypoints_of, pose_of
 from imitari.envs.registry import get_task
+from imitari.eval.rollout import evaluate, expert_policy
 
 
 def test_pose_round_trips_through_the_keypoints() -> None:
@@ -28,14 +29,7 @@ def test_keypoint_task_observes_the_same_state() -> None:
 def test_planner_solves_validation_seeds(task: str) -> None:
     pytest.importorskip("gym_pusht")
     spec = get_task(task)
-    env = spec.make()
-    expert = spec.expert(env)
-    assert "pusht-push-cem v" in expert.identity  # type: ignore[attr-defined]
-    for seed in (2001, 2002):  # validation seeds, solved in about 70 steps
-        obs, info = env.reset(seed=seed)
-        expert.reset(seed=seed)
-        for _ in range(spec.max_steps):
-            obs, _, terminated, truncated, info = env.step(expert(obs))
-            if terminated or truncated:
-                break
-        assert info["success"] and info["score"] == 1.0, (task, seed, info["score"])
+    assert "pusht-push-cem v" in spec.expert(spec.make()).identity  # type: ignore[attr-defined]
+    results, _ = evaluate(expert_policy(task), task, seeds=[2001, 2002], workers=1, progress=False)
+    for r in results:  # validation seeds, solved in about 70 steps
+        assert r.success and r.info["score"] == 1.0 and r.length < 150, (task, r)
