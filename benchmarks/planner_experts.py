@@ -3,7 +3,8 @@
 Each row is one task and one planner setting (`--set key=value,...`, PushT's PushPlannerConfig
 fields; none: the registered default), evaluated through `imitari.eval.rollout.evaluate` in this
 process; it records success with its Wilson interval, PushT's score, the behaviour entropy and
-the CPU minutes the rollouts took. Rows go to `<out>/<split>.csv` as they finish (a rerun skips
+the CPU minutes the rollouts took; with `--repeats K` it also prints the conditional behaviour
+entropy of K more rollouts from each seed, with fresh draws (`imitari.pipeline.repeated_entropy`). Rows go to `<out>/<split>.csv` as they finish (a rerun skips
 finished ones) and the markdown table beside it is rewritten. Choose settings on validation
 seeds (2000+), report on test seeds (1000+):
 
@@ -27,6 +28,7 @@ from imitari.envs.registry import get_task
 from imitari.eval.metrics import format_summary, summarize
 from imitari.eval.rollout import evaluate, expert_policy
 from imitari.eval.seeds import split_of
+from imitari.pipeline import repeated_entropy
 
 
 def _setting(text: str) -> PushPlannerConfig:
@@ -41,6 +43,8 @@ def main() -> None:
     parser.add_argument("--seeds", required=True, help="e.g. 1000-1049")
     parser.add_argument("--set", default="", help="PushT planner fields, e.g. samples=24,refine=8")
     parser.add_argument("--out", default="results/planner_experts")
+    parser.add_argument("--repeats", type=int, default=0, help="rollouts more from each seed, for the conditional "
+                        "behaviour entropy (tasks with behaviour labels)")
     args = parser.parse_args()
     seeds = parse_seeds(args.seeds)
     split = split_of(seeds)
@@ -63,6 +67,7 @@ def main() -> None:
             task, label, summary, seeds=seeds, cpu_minutes=round(cpu / 60, 3)))
         print(f"{task} / {label}: {format_summary(summary)}  ({cpu / 60:.1f} CPU-minutes, "
               f"{1000 * cpu / sum(r.length for r in results):.1f} ms per step)", flush=True)
+        repeated_entropy(expert_policy(spec), spec, results, seeds=seeds, repeats=args.repeats, num_envs=1, workers=1)
     rows = bench_table.read_rows(csv_path)
     (csv_path.with_suffix(".md")).write_text(bench_table.markdown(rows, split=split) + "\n")
 

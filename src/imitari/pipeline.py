@@ -124,7 +124,7 @@ _REPEAT_STRIDE = 1_000_003
 lands on another start's seed within a million seeds)."""
 
 
-def repeated_entropy(policy: Any, task: str, results: list[Any], *, seeds: list[int], repeats: int,
+def repeated_entropy(policy: Any, task: Any, results: list[Any], *, seeds: list[int], repeats: int,
                      num_envs: int, workers: int | None) -> float | None:
     """D3IL's conditional behaviour entropy: `repeats` more rollouts from each of `seeds`, each
     with other random draws of the policy (`_Reseeded`), printed; None (and no rollouts) when

@@ -160,16 +160,15 @@ class PushTPlanner:
         cfg = self.config
         agent, block, angle = start[0], start[2], start[3]
         along, turn, length, speed = params
-        edge = int(np.searchsorted(np.cumsum(self._edge_len), along, side="right"))
-        edge = min(edge, len(_OUTLINE) - 1)
-        offset = along - (np.cumsum(self._edge_len)[edge] - self._edge_len[edge])
+        ends = np.cumsum(self._edge_len)
+        edge = min(int(np.searchsorted(ends, along, side="right")), len(_OUTLINE) - 1)
+        offset = along - (ends[edge] - self._edge_len[edge])
         normal = self._edge_normal[edge]
         contact = _OUTLINE[edge] + offset * self._edge_dir[edge]
         c, s = np.cos(turn), np.sin(turn)
         push_dir = -np.array([c * normal[0] - s * normal[1], s * normal[0] + c * normal[1]])
         pre = contact - push_dir * (_AGENT_RADIUS + _CLEARANCE)
         rot = _rotation(angle)
-        to_world = lambda p: np.asarray(p) @ rot.T + block  # noqa: E731
         agent_local = (agent - block) @ rot
         waypoints = [agent_local]
         if self._blocked(agent_local, pre):
@@ -178,7 +177,7 @@ class PushTPlanner:
         path = _resample(np.array(waypoints), cfg.approach_speed)[1:]
         push = pre + push_dir * np.minimum(np.arange(1, int(np.ceil(length / speed)) + 1) * speed, length)[:, None]
         hold = np.repeat(push[-1:], cfg.settle, axis=0)
-        return to_world(np.concatenate([path, push, hold]))
+        return np.concatenate([path, push, hold]) @ rot.T + block
 
     def _blocked(self, a: np.ndarray, b: np.ndarray) -> bool:
         """Whether the straight way from `a` to `b` (body frame) passes the agent through the T."""
