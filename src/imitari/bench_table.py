@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from imitari.eval.metrics import EvalSummary, wilson_interval
+from imitari.eval.metrics import MAX_LISTED_BEHAVIOURS, EvalSummary, wilson_interval
 
 EXPERT = "expert"
 """The policy column of the scripted expert's row."""
@@ -26,14 +26,15 @@ EXPERT = "expert"
 FIELDS = [
     "task", "policy", "train_seed", "episodes", "successes", "success_rate", "ci_low", "ci_high", "mean_return",
     "mean_length", "behaviour_shares", "behaviour_entropy", "updates", "reported_step", "reported_from",
-    "cpu_minutes", "budget_cpu_minutes", "params", "device", "eval_seeds",
+    "cpu_minutes", "budget_cpu_minutes", "params", "device", "eval_seeds", "score",
 ]
 """CSV columns. train_seed: `TrainConfig.seed` of the run (blank for the expert; a CSV written
 before the column existed reads as seed 0); ci_low/ci_high: the 95% Wilson interval of the
 success rate; behaviour_shares: JSON {label: share} over the episodes that report a behaviour
 label (blank if none do); updates and cpu_minutes: gradient updates done and process CPU
 minutes spent in training; reported_step and reported_from: the step of the checkpoint that
-was evaluated, and whether it was the run's best by validation success or its latest."""
+was evaluated, and whether it was the run's best by validation success or its latest; score: the
+mean per-episode score of tasks that report one (PushT), blank for the others."""
 
 
 def summary_row(task: str, policy: str, summary: EvalSummary, *, seeds: Sequence[int], **extra: Any) -> dict[str, Any]:
@@ -44,7 +45,8 @@ def summary_row(task: str, policy: str, summary: EvalSummary, *, seeds: Sequence
         "mean_return": round(summary.mean_return, 4), "mean_length": summary.mean_length,
         "behaviour_shares": json.dumps(summary.route_shares) if summary.route_shares is not None else "",
         "behaviour_entropy": summary.behaviour_entropy if summary.behaviour_entropy is not None else "",
-        "eval_seeds": f"{seeds[0]}-{seeds[-1]}", **extra,
+        "eval_seeds": f"{seeds[0]}-{seeds[-1]}", "score": "" if summary.mean_score is None else round(summary.mean_score, 4),
+        **extra,
     }
 
 
@@ -169,7 +171,10 @@ def _shares(group: Group) -> str:
     if not labelled:
         return "-"
     labels = sorted({label for shares in labelled for label in shares})
+    if len(labels) > MAX_LISTED_BEHAVIOURS:
+        return f"{len(labels)} distinct"
     return ", ".join(f"{label}: {_pct(statistics.fmean(s.get(label, 0.0) for s in labelled))}" for label in labels)
+
 
 
 def _entropy(group: Group) -> str:
@@ -196,6 +201,8 @@ def markdown(rows: list[dict[str, str]], tasks: Sequence[str] = (), *, split: st
     header = ["task", "policy", "seeds", f"success ({split} seeds)", "min-max", "std", "95% CI", "updates",
               "CPU-min", "params", "reported"]
     header += ["behaviour shares", "behaviour entropy"] if behaviours else []
+    scored = any(r.get("score") for r in rows)
+    header += ["score"] if scored else []
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for g in groups(rows, tasks):
         successes, episodes = g.pooled
@@ -213,6 +220,8 @@ def markdown(rows: list[dict[str, str]], tasks: Sequence[str] = (), *, split: st
         ]
         if behaviours:
             cells += [_shares(g), _entropy(g)]
+        if scored:
+            cells.append(g.column_mean("score", ".3f"))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from imitari.config import ConfigError, check_counts, check_types
 
@@ -23,12 +24,14 @@ def evaluate_run(
     workers: int | None = None,
     expert: bool = False,
     seed_start: int = 100_000,
+    repeats: int = 5,
+    repeat_starts: int = 10,
 ) -> Path:
     """Roll out a run's reported checkpoint (its best by validation success, else its latest) on seeds disjoint from its demos; write eval JSON.
 
     The arguments are checked before anything is loaded: ConfigError names a bad one."""
     check_counts(episodes=(episodes, 1), video=(video, 0), num_envs=(num_envs, 1), seed_start=(seed_start, 0),
-                 workers=(workers, 1))
+                 workers=(workers, 1), repeats=(repeats, 0), repeat_starts=(repeat_starts, 1))
     from imitari.eval.metrics import format_summary, summarize
     from imitari.eval.report import write_eval_json
     from imitari.envs.experts import expert_policy
@@ -62,11 +65,14 @@ def evaluate_run(
     )
     summary = summarize(results)
     print(f"policy: {format_summary(summary)}  ({time.perf_counter() - start:.1f} s)")
-    expert_summary = None
+    repeat = dict(seeds=seeds[:repeat_starts], repeats=repeats, num_envs=num_envs, workers=workers)
+    conditional = repeated_entropy(policy, task, results, **repeat)
+    expert_summary = expert_conditional = None
     if expert:
         expert_results, _ = evaluate(expert_policy(task), task, seeds=seeds, num_envs=num_envs, workers=workers)
         expert_summary = summarize(expert_results)
         print(f"expert: {format_summary(expert_summary)}")
+        expert_conditional = repeated_entropy(expert_policy(task), task, expert_results, **repeat)
     eval_dir = run_dir / "eval"
     video_paths = [
         save_video(v.frames, eval_dir / "videos" / f"{label}_seed{v.seed}.mp4", fps=v.fps) for v in videos
@@ -82,11 +88,60 @@ def evaluate_run(
             "split": split,
             "num_envs": num_envs,
             "expert": expert_summary,
+            "conditional_entropy": conditional,
+            "expert_conditional_entropy": expert_conditional,
             "videos": [str(p) for p in video_paths],
         },
     )
     print(f"evaluation written to {out}" + (f"; {len(video_paths)} videos in {eval_dir / 'videos'}" if video_paths else ""))
     return out
+
+
+class _Reseeded:
+    """A policy (or expert) whose noise is seeded from (episode seed, `draw`) instead of the
+    episode seed: the same starts, other random draws (imitari's actors key their randomness to
+    the episode seed, so a plain repeat would replay the first rollout exactly)."""
+
+    def __init__(self, policy: Any, draw: int) -> None:
+        self.policy, self.draw = policy, draw
+
+    def act(self, obs: dict[str, Any]) -> Any:
+        import torch
+
+        with torch.no_grad():
+            return self.policy.act(obs)
+
+    def reset(self, env_ids: Any = None, *, seeds: Any = None) -> None:
+        from imitari.rollouts.engine import accepts_seeds
+
+        if seeds is None or not accepts_seeds(self.policy):
+            self.policy.reset(env_ids)
+        else:
+            self.policy.reset(env_ids, seeds=[None if s is None else s + _REPEAT_STRIDE * self.draw for s in seeds])
+
+
+_REPEAT_STRIDE = 1_000_003
+"""Offset between the noise seeds of two repeats of one start (a prime: no repeat of one start
+lands on another start's seed within a million seeds)."""
+
+
+def repeated_entropy(policy: Any, task: Any, results: list[Any], *, seeds: list[int], repeats: int,
+                     num_envs: int, workers: int | None) -> float | None:
+    """D3IL's conditional behaviour entropy: `repeats` more rollouts from each of `seeds`, each
+    with other random draws of the policy (`_Reseeded`), printed; None (and no rollouts) when
+    `results` carry no behaviour label or `repeats` is 0."""
+    from imitari.eval.metrics import BEHAVIOUR_KEY, conditional_entropy
+    from imitari.eval.rollout import evaluate
+
+    if repeats == 0 or not any(r.info.get(BEHAVIOUR_KEY) is not None for r in results):
+        return None
+    again = [r for r in results if r.seed in set(seeds)]
+    for draw in range(1, repeats + 1):
+        again += evaluate(_Reseeded(policy, draw), task, seeds=seeds, num_envs=num_envs, workers=workers,
+                          progress=False)[0]
+    value = conditional_entropy(again)
+    print(f"  conditional behaviour entropy {value:.2f} ({repeats + 1} rollouts from each of {len(seeds)} starts)")
+    return value
 
 
 @dataclass

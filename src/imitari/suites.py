@@ -138,6 +138,31 @@ SUITES: dict[str, Suite] = {
             train={"batch_size": 64},
             workers=1,
         ),
+        Suite(
+            name="pusht",
+            description="gym-pusht Push-T (5-D state) from 100 demos of imitari's planner (docs/pusht.md); "
+                        "score = mean best clip(coverage / 0.95)",
+            tasks=("pusht",),
+            optional_tasks=("pusht/keypoints",),
+            demos=100,
+            eval_episodes=50,
+            eval_seed_start=1000,
+            budget_cpu_minutes=30.0,
+            policies=("bc", "bc:head=gmm", "diffusion:denoiser=mlp", "diffusion"),
+            train=SELECT_BEST,
+        ),
+        Suite(
+            name="maze",
+            description="gymnasium-robotics PointMaze medium and large from 100 demos of the shortest-route "
+                        "planner, which draws among equally short routes (docs/maze.md)",
+            tasks=("pointmaze/medium", "pointmaze/large"),
+            demos=100,
+            eval_episodes=50,
+            eval_seed_start=1000,
+            budget_cpu_minutes=8.0,
+            policies=("bc", "bc:head=gmm", "diffusion:denoiser=mlp"),
+            train=SELECT_BEST,
+        ),
     )
 }
 """Every suite by name."""

@@ -72,9 +72,15 @@ def test_collect_refuses_another_task_dataset(tmp_path: Path) -> None:
         collect("builtin/two_routes", tmp_path / "d", episodes=1, workers=1, progress=False)
 
 
-def test_collect_needs_an_expert_and_a_known_task(tmp_path: Path) -> None:
-    with pytest.raises(TaskError, match="pusht has no expert"):
-        collect("pusht", tmp_path / "p", episodes=1, progress=False)
+def test_collect_needs_an_expert_and_a_known_task(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dataclasses import replace
+
+    from imitari.envs import registry
+
+    unplanned = replace(registry.get_task("builtin/reach"), name="builtin/unplanned", make_expert=None)
+    monkeypatch.setitem(registry._TASKS, unplanned.name, unplanned)
+    with pytest.raises(TaskError, match="builtin/unplanned has no expert"):
+        collect("builtin/unplanned", tmp_path / "p", episodes=1, progress=False)
     with pytest.raises(ValueError, match="did you mean builtin/reach"):
         collect("builtin/rech", tmp_path / "r", episodes=1, progress=False)
     assert not (tmp_path / "p").exists() and not (tmp_path / "r").exists()

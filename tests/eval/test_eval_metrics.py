@@ -86,3 +86,29 @@ def test_summarize_routes() -> None:
     assert summary.route_shares == {"left": 0.75, "right": 0.25}
     assert summary.behaviour_entropy == pytest.approx(0.811278, abs=1e-6)
     assert "routes  left 75% / right 25%  (behaviour entropy 0.81)" in format_summary(summary)
+
+
+def test_conditional_entropy_of_repeated_rollouts() -> None:
+    from imitari.eval.metrics import conditional_entropy
+
+    def runs(seed: int, labels: str) -> list[EpisodeResult]:
+        return [EpisodeResult(seed=seed, success=True, return_=0.0, length=1, info={"route": x}) for x in labels]
+
+    # Two starts, each always taking its own route: every route is used (behaviour entropy 1)
+    # but nothing varies from a given start (conditional entropy 0).
+    fixed = runs(1, "aaaa") + runs(2, "bbbb")
+    assert summarize(fixed).behaviour_entropy == pytest.approx(1.0)
+    assert conditional_entropy(fixed) == 0.0
+    assert conditional_entropy(runs(1, "abab") + runs(2, "aaaa")) == pytest.approx(0.5)
+    assert conditional_entropy(runs(1, "aabb"), num_labels=4) == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="two labelled rollouts"):
+        conditional_entropy(runs(1, "a") + runs(2, "b"))
+
+
+def test_summary_reports_the_mean_score_when_episodes_have_one() -> None:
+    scored = [EpisodeResult(seed=s, success=s == 0, return_=0.0, length=1, info={"score": v})
+              for s, v in enumerate([1.0, 0.5])]
+    summary = summarize(scored)
+    assert summary.mean_score == pytest.approx(0.75)
+    assert "score 0.750" in format_summary(summary)
+    assert summarize([EpisodeResult(seed=0, success=True, return_=0.0, length=1)]).mean_score is None

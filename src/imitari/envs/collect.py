@@ -140,9 +140,11 @@ def collect(
             bar.set_postfix_str(f"success {sum(e['success'] for e in done)}/{len(done)}")
 
         if seeds:
-            writer = EpisodeWriter(ds, spec.obs_keys, source="expert", on_episode=finished)
+            expert = ExpertPolicy(spec)
+            versioned = {"expert": expert.identity} if expert.identity else {}  # a planner names itself
+            writer = EpisodeWriter(ds, spec.obs_keys, source="expert", on_episode=finished, extra=versioned)
             with RolloutEngine(task, num_envs=n_workers, workers=n_workers) as engine:
-                engine.run(ExpertPolicy(spec), seeds, [writer], actor_name="expert")
+                engine.run(expert, seeds, [writer], actor_name="expert")
     return CollectSummary(
         task=task, path=path, collected=len(done), skipped=episodes - len(seeds),
         successes=sum(e["success"] for e in done), steps=sum(e["length"] for e in done),

@@ -48,6 +48,11 @@ class ExpertPolicy:
             self._experts.append(self.spec.make_expert(self.spec.make(render=False)))  # type: ignore[attr-defined]
         return self._experts[slot]
 
+    @property
+    def identity(self) -> str | None:
+        """The expert's name and version where it has one (the planners), recorded per episode."""
+        return getattr(self._expert(0), "identity", None)
+
     def reset(self, env_ids: Sequence[int] | None = None, *, seeds: Sequence[int | None] | None = None) -> None:
         """Reset the experts of these slots (all if None) for episodes with these seeds."""
         ids = list(range(len(self._experts)) if env_ids is None else env_ids)

@@ -9,7 +9,11 @@ Tasks with several ways to succeed (e.g. `builtin/two_routes`) report a discrete
 label per episode in `info["route"]`; the summary then also gives the share of each label and
 the normalised behaviour entropy of D3IL (Jia et al. 2024): the entropy of the label
 distribution divided by its maximum, so 1.0 means the modes are used equally often and 0.0
-means the policy collapsed onto one mode.
+means the policy collapsed onto one mode. The conditional behaviour entropy (D3IL) asks the same
+of repeated rollouts from one start: the mean over starts of the normalised entropy of the labels
+of that start's repeats (0 for a policy that always does the same thing from a given start, even
+if different starts lead it different ways). Tasks whose `info` carries a running "score" (PushT's
+best clipped coverage) get its mean over episodes as well.
 """
 
 from __future__ import annotations
@@ -25,6 +29,11 @@ import numpy as np
 
 BEHAVIOUR_KEY = "route"
 """The `info` key that carries a discrete behaviour label, copied into `EpisodeResult.info`."""
+MAX_LISTED_BEHAVIOURS = 6
+"""Summaries list each label's share up to this many labels, else only their number (a maze's
+routes are one per start)."""
+SCORE_KEY = "score"
+"""The `info` key of a task's per-episode score (its final value counts), e.g. PushT's."""
 
 
 def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
@@ -103,6 +112,8 @@ class EvalSummary:
     """Share of each behaviour label among the labelled episodes; None if no episode has one."""
     behaviour_entropy: float | None = None
     """Normalised behaviour entropy in [0, 1]; None if no episode has a label."""
+    mean_score: float | None = None
+    """Mean of the episodes' final `info["score"]`; None if the task reports none."""
 
 
 def summarize(results: Sequence[EpisodeResult], *, behaviours: Sequence[str] | None = None) -> EvalSummary:
@@ -119,6 +130,7 @@ def summarize(results: Sequence[EpisodeResult], *, behaviours: Sequence[str] | N
     labels = [str(r.info[BEHAVIOUR_KEY]) for r in results if r.info.get(BEHAVIOUR_KEY) is not None]
     shares: dict[str, float] | None = None
     entropy: float | None = None
+    scores = [float(r.info[SCORE_KEY]) for r in results if r.info.get(SCORE_KEY) is not None]
     if labels:
         counts = Counter(labels)
         names = sorted(set(counts) | set(behaviours or ()))
@@ -135,7 +147,28 @@ def summarize(results: Sequence[EpisodeResult], *, behaviours: Sequence[str] | N
         mean_length=float(np.mean([r.length for r in results])) if n else 0.0,
         route_shares=shares,
         behaviour_entropy=entropy,
+        mean_score=float(np.mean(scores)) if scores else None,
     )
+
+
+def conditional_entropy(results: Sequence[EpisodeResult], *, num_labels: int | None = None) -> float:
+    """D3IL's conditional behaviour entropy of repeated rollouts: results sharing a seed share a
+    start; the mean over seeds of the normalised entropy of their behaviour labels.
+
+    `num_labels` normalises every start's entropy by log(num_labels); by default each start's
+    own maximum, log(its number of repeats) capped by the number of labels seen anywhere.
+    ValueError if no seed has two labelled repeats."""
+    by_seed: dict[int, list[str]] = {}
+    for r in results:
+        if r.info.get(BEHAVIOUR_KEY) is not None:
+            by_seed.setdefault(r.seed, []).append(str(r.info[BEHAVIOUR_KEY]))
+    seen = len({label for labels in by_seed.values() for label in labels})
+    groups = [labels for labels in by_seed.values() if len(labels) > 1]
+    if not groups:
+        raise ValueError("conditional entropy needs at least two labelled rollouts from one start")
+    return float(np.mean([
+        behaviour_entropy(labels, num_labels=num_labels or max(2, min(len(labels), seen))) for labels in groups
+    ]))
 
 
 def format_summary(summary: EvalSummary) -> str:
@@ -148,7 +181,11 @@ def format_summary(summary: EvalSummary) -> str:
         f"(95% CI {100 * summary.ci_low:.1f}-{100 * summary.ci_high:.1f}%)  "
         f"return {summary.mean_return:.1f}±{summary.std_return:.1f}  length {summary.mean_length:.0f}"
     )
+    if summary.mean_score is not None:
+        line += f"  score {summary.mean_score:.3f}"
     if summary.route_shares is not None:
         shares = " / ".join(f"{name} {share:.0%}" for name, share in summary.route_shares.items())
+        if len(summary.route_shares) > MAX_LISTED_BEHAVIOURS:
+            shares = f"{len(summary.route_shares)} distinct"
         line += f"\nroutes  {shares}  (behaviour entropy {summary.behaviour_entropy:.2f})"
     return line

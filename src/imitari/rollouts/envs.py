@@ -3,8 +3,8 @@
 `EnvSlots` owns the envs of some slots and steps them where it lives (the caller's process or
 a worker's); `WorkerPool` spreads slots over worker processes (slot i in worker i % workers),
 stepping only the slots asked for. Replies carry the full transition the engine streams: the
-observation (a copy), the reward, terminated and truncated apart, the kept `info` (`success`
-and the behaviour label; arbitrary info may not pickle) and a frame on request. A worker's
+observation (a copy), the reward, terminated and truncated apart, the kept `info` (`success`,
+the behaviour label and the score; arbitrary info may not pickle) and a frame on request. A worker's
 exception is re-raised here as `EnvWorkerError` carrying its traceback; a worker that dies is
 detected within a second, and every worker dies with the process that started it.
 """
@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from imitari.eval.metrics import BEHAVIOUR_KEY
+from imitari.eval.metrics import BEHAVIOUR_KEY, SCORE_KEY
 from imitari.eval.video import quiet_render_failure
 from imitari.workers import die_with_parent
 
@@ -99,8 +99,9 @@ class EnvSlots:
         for slot, action, want_frame in requests:
             obs, reward, terminated, truncated, info = self.envs[slot].step(action)
             kept = {"success": bool(info.get("success", False))}
-            if info.get(BEHAVIOUR_KEY) is not None:
-                kept[BEHAVIOUR_KEY] = info[BEHAVIOUR_KEY]
+            for key in (BEHAVIOUR_KEY, SCORE_KEY):
+                if info.get(key) is not None:
+                    kept[key] = info[key]
             frame = self._frame(slot, want_frame)
             replies.append(({k: np.array(v) for k, v in obs.items()}, float(reward), bool(terminated), bool(truncated),
                             kept, frame))
