@@ -34,6 +34,9 @@ class GymStateEnv(gym.Wrapper[dict[str, Any], np.ndarray, np.ndarray, np.ndarray
     def __init__(self, env_id: str, *, max_steps: int, mujoco: bool, render: bool = False) -> None:
         kwargs: dict[str, Any] = {}
         if mujoco:
+            from imitari.envs.metaworld_tasks import default_mujoco_gl  # (a module-level import would be circular)
+
+            default_mujoco_gl()
             import_extra("mujoco", task=env_id, extra=_EXTRA)
             kwargs = {"width": FRAME_SIZE, "height": FRAME_SIZE}
         if render:

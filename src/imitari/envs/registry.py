@@ -130,4 +130,4 @@ def import_extra(module: str, *, task: str, extra: str) -> Any:
 
 # Registration: each module registers its tasks on import (kept last: they import this module).
 from imitari.envs import gymnasium_tasks, metaworld_tasks, pusht  # noqa: E402, F401
-from imitari.envs.builtin import memory_task, point_tasks  # noqa: E402, F401
+from imitari.envs.builtin import memory_task, point_tasks, track_task  # noqa: E402, F401

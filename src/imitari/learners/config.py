@@ -7,7 +7,7 @@ validating itself and suggesting the nearest name for a misspelt one.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from imitari.config import ConfigError, check_number, check_types, from_dict, to_dict
@@ -26,6 +26,11 @@ class TrainConfig:
     """Registered policy name (`imitari policies` lists them)."""
     learner: str = "offline"
     """Registered learner (`imitari.learners.registry`): how the policy is trained."""
+    env: str = ""
+    """Task an online learner (`sac`, `ppo`) acts in (`imitari tasks`); it needs no dataset."""
+    learner_config: dict[str, Any] = field(default_factory=dict)
+    """The learner's own options (e.g. SAC's `gamma`, `learning_starts`; see its `Options`),
+    checked by the learner when the config is resolved."""
     out: str | None = None
     """Run directory; default runs/<dataset>-<policy>-<time>."""
     steps: int = 5000
@@ -95,17 +100,20 @@ class TrainConfig:
 
 
 def resolve_config(raw: dict[str, Any]) -> tuple[TrainConfig, PolicyConfig]:
-    """Split a raw config dict (`policy` a name or {name, ...fields}) into typed configs."""
+    """Split a raw config dict (`policy` a name or {name, ...fields}; without a name, the
+    learner's `default_policy`) into typed configs, each checked (the learner checks the run's)."""
     raw = dict(raw)
-    policy_raw = raw.pop("policy", "bc")
+    learner_cls = get_learner(str(raw.get("learner", "offline")))  # an unknown learner fails here, naming the closest
+    policy_raw = raw.pop("policy", {})
     if isinstance(policy_raw, str):
         policy_raw = {"name": policy_raw}
     policy_raw = dict(policy_raw)
-    name = str(policy_raw.pop("name", "bc"))
+    name = str(policy_raw.pop("name", learner_cls.default_policy))
     _, config_cls = get_policy(name)
     train_cfg = from_dict(TrainConfig, {**raw, "policy": name})
-    get_learner(train_cfg.learner)  # an unknown learner fails here, naming the closest
-    return train_cfg, from_dict(config_cls, policy_raw, where="policy.")
+    policy_cfg = from_dict(config_cls, policy_raw, where="policy.")
+    learner_cls.check_config(train_cfg)
+    return train_cfg, policy_cfg
 
 
 def full_config(train_cfg: TrainConfig, policy_cfg: PolicyConfig) -> dict[str, Any]:

@@ -9,6 +9,8 @@ from __future__ import annotations
 from imitari.config import ConfigError, closest
 from imitari.learners.base import Learner
 from imitari.learners.offline import OfflineLearner
+from imitari.learners.ppo import PPOLearner
+from imitari.learners.sac import SACLearner
 
 _REGISTRY: dict[str, type[Learner]] = {}
 
@@ -35,3 +37,5 @@ def get_learner(name: str) -> type[Learner]:
 
 
 register_learner("offline", OfflineLearner)
+register_learner("sac", SACLearner)
+register_learner("ppo", PPOLearner)
