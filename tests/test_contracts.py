@@ -142,10 +142,10 @@ def test_learner_updates_and_resumes_exactly(name: str, tmp_path: Path) -> None:
 
 
 TINY_ONLINE: dict[str, dict[str, Any]] = {
-    "sac": {"learning_starts": 40, "updates_per_step": 0.25, "critic_hidden": [16, 16], "buffer_size": 100},
-    "ppo": {"rollout_steps": 40, "minibatch_size": 16, "epochs": 2, "value_hidden": [16, 16], "buffer_size": 100},
+    "sac": {"learning_starts": 200, "updates_per_step": 0.05, "critic_hidden": [16, 16], "buffer_size": 500},
+    "ppo": {"rollout_steps": 200, "minibatch_size": 64, "epochs": 1, "value_hidden": [16, 16], "buffer_size": 500},
 }
-"""Per online learner: options that make a round of 2 episodes every few updates (tiny rings that wrap)."""
+"""Per online learner: options that make a round of 2 episodes (200 steps) every few updates, and a ring that wraps."""
 
 
 @pytest.mark.parametrize("name", ONLINE)

@@ -186,7 +186,9 @@ class OnlineLearner(Learner):
     # --- state ----------------------------------------------------------------------------
     def online_state(self) -> dict[str, Any]:
         """The replay's episode count; interrupted inside a round (Ctrl-C), that of the round's
-        start, so the resumed run plays the whole round again as the uninterrupted one did."""
+        start, so the resumed run plays the whole round again as the uninterrupted one did.
+        Waits until the store holds every finished episode (a checkpoint needs them on disk)."""
+        self.replay.flush()
         return {"replay_episodes": self._round_start}
 
     def load_online_state(self, state: Mapping[str, Any]) -> None:

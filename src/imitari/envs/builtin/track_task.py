@@ -1,10 +1,10 @@
 """`builtin/track`: put the action on a target drawn afresh every step (dense reward, 2-D).
 
 The state is the current target, uniform in [-1, 1]^2; the reward is -||action - target||^2
-(action clipped to [-1, 1]^2); episodes are truncated after 20 steps and never succeed. It is
+(action clipped to [-1, 1]^2); episodes are truncated after 100 steps and never succeed. It is
 Stable-Baselines3's `IdentityEnvBox` idea in two dimensions: a continuous-control task an RL
 learner must solve in a few thousand steps (the SAC and PPO learning tests), with a trivial
-expert (act = state). Random actions return about -26.7 per episode, the zero action -13.3,
+expert (act = state). Random actions return about -133 per episode, the zero action -66.7,
 the expert 0.
 """
 
@@ -18,7 +18,7 @@ from gymnasium import spaces
 
 from imitari.envs.registry import TaskSpec, register
 
-MAX_STEPS = 20
+MAX_STEPS = 100
 FPS = 10.0
 
 
