@@ -20,6 +20,7 @@ from imitari.envs.registry import TaskSpec, register
 
 MAX_STEPS = 100
 FPS = 10.0
+FRAME_SIZE = 64
 
 
 class TrackEnv(gym.Env[dict[str, Any], np.ndarray]):
@@ -46,8 +47,12 @@ class TrackEnv(gym.Env[dict[str, Any], np.ndarray]):
         self._t += 1
         return self._draw(), float(-(error ** 2).sum()), False, self._t >= MAX_STEPS, {"success": False}
 
-    def render(self) -> None:  # type: ignore[override]
-        return None
+    def render(self) -> np.ndarray:  # type: ignore[override]
+        """A FRAME_SIZE x FRAME_SIZE frame: the target as a green square on grey."""
+        frame = np.full((FRAME_SIZE, FRAME_SIZE, 3), 236, np.uint8)
+        col, row = ((self._target * [1, -1] + 1) / 2 * (FRAME_SIZE - 1)).round().astype(int)
+        frame[max(row - 2, 0):row + 3, max(col - 2, 0):col + 3] = (60, 170, 75)
+        return frame
 
 
 class TrackExpert:
