@@ -3,7 +3,9 @@
 As Stable-Baselines3 runs its save/load tests over a `MODEL_LIST`, these run over
 `policy_names()` and `learner_names()`: shapes, a backward pass in every training phase,
 save/load through a real checkpoint, same seed -> same numbers, actions that follow the episode
-seed rather than the env slot, and a committed golden file. Policies use their default configs
+seed rather than the env slot, and a committed golden file. Offline learners update and resume
+exactly on synthetic windows; online learners train on builtin/track, crash, and resume to the
+weights and replay store of an uninterrupted run. Policies use their default configs
 (what users train), on the synthetic windows of tests/policies.
 """
 
