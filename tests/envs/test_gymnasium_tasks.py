@@ -12,6 +12,8 @@ from imitari.rollouts.engine import RolloutEngine, Sink, Transition
 @pytest.mark.parametrize("name", ["classic/pendulum", "builtin/track", "mujoco/hopper", "mujoco/halfcheetah",
                                   "mujoco/walker2d"])
 def test_env_contract(name: str) -> None:
+    if name.startswith("mujoco/"):
+        pytest.importorskip("mujoco")
     spec = get_task(name)
     env = spec.make()
     obs, info = env.reset(seed=3)
@@ -54,6 +56,7 @@ class _Still:
 
 
 def test_hopper_falls_and_terminates_apart_from_truncation() -> None:
+    pytest.importorskip("mujoco")
     sink = _Ends()
     with RolloutEngine("mujoco/hopper", num_envs=2, workers=1) as engine:
         engine.run(_Still(), [0, 1], [sink])

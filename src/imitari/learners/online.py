@@ -134,6 +134,9 @@ class OnlineLearner(Learner):
             raise ConfigError(f"learner '{cfg.learner}' acts in an env: pass --env TASK (e.g. mujoco/hopper)")
         if cfg.data:
             raise ConfigError(f"learner '{cfg.learner}' collects its own data; drop --data")
+        from imitari.envs.registry import get_task
+
+        get_task(cfg.env)  # an unknown task fails here, naming the closest
         if cfg.policy != POLICY:
             raise ConfigError(f"learner '{cfg.learner}' trains the {POLICY} policy (got --policy {cfg.policy})")
         cls.parse_options(cfg)
