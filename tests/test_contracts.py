@@ -3,7 +3,9 @@
 As Stable-Baselines3 runs its save/load tests over a `MODEL_LIST`, these run over
 `policy_names()` and `learner_names()`: shapes, a backward pass in every training phase,
 save/load through a real checkpoint, same seed -> same numbers, actions that follow the episode
-seed rather than the env slot, and a committed golden file. Policies use their default configs
+seed rather than the env slot, and a committed golden file. Offline learners update and resume
+exactly on synthetic windows; online learners train on builtin/track, crash, and resume to the
+weights and replay store of an uninterrupted run. Policies use their default configs
 (what users train), on the synthetic windows of tests/policies.
 """
 
@@ -129,11 +131,12 @@ def _learner(name: str, seed: int = 0) -> Any:
     return get_learner(name)(policy, cfg, budget_spent=lambda: 0.0)
 
 
-@pytest.mark.parametrize("name", learner_names())
+OFFLINE = [name for name in learner_names() if not get_learner(name).online]
+ONLINE = [name for name in learner_names() if get_learner(name).online]
+
+
+@pytest.mark.parametrize("name", OFFLINE)
 def test_learner_updates_and_resumes_exactly(name: str, tmp_path: Path) -> None:
-    learner_cls = get_learner(name)
-    if learner_cls.online:
-        assert learner_cls.collect is not Learner.collect, f"learner '{name}' is online but does not collect"
     batches = [windows(_learner(name).policy, n=8, seed=s) for s in range(3)]
     straight = _learner(name)
     for step, batch in enumerate(batches):
@@ -150,3 +153,55 @@ def test_learner_updates_and_resumes_exactly(name: str, tmp_path: Path) -> None:
         resumed.update(batch, step)
     a, b = straight.policy.state_dict(), resumed.policy.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a), "a resumed learner ends with the same weights"
+
+
+TINY_ONLINE: dict[str, dict[str, Any]] = {
+    "sac": {"learning_starts": 200, "updates_per_step": 0.05, "critic_hidden": [16, 16], "buffer_size": 500},
+    "ppo": {"rollout_steps": 200, "minibatch_size": 64, "epochs": 1, "value_hidden": [16, 16], "buffer_size": 500},
+}
+"""Per online learner: options that make a round of 2 episodes (200 steps) every few updates, and a ring that wraps."""
+
+
+@pytest.mark.parametrize("name", ONLINE)
+def test_online_learner_collects_and_resumes_exactly_after_a_crash(name: str, tmp_path: Path, monkeypatch) -> None:
+    from imitari.data.info import dataset_summary
+    from imitari.data.store import Dataset
+    from imitari.learners.checkpoint import resume_states
+    from imitari.learners.loop import Trainer, resume, train
+    from imitari.policies.loading import find_checkpoint
+    from safetensors.torch import load_file
+
+    assert get_learner(name).collect is not Learner.collect, f"learner '{name}' is online but does not collect"
+    assert name in TINY_ONLINE, f"add tiny options for online learner '{name}' to TINY_ONLINE"
+    raw = {"learner": name, "env": "builtin/track", "policy": {"hidden": [16, 16]}, "steps": 30, "batch_size": 16,
+           "num_envs": 2, "ckpt_every": 10, "log_every": 5, "progress": False, "threads": 1,
+           "learner_config": TINY_ONLINE[name]}
+    train({**raw, "out": str(tmp_path / "full")})
+    real_update = Trainer.update
+
+    def crashing_update(self: Trainer) -> dict:
+        if self.step == 17:
+            raise RuntimeError("simulated crash")
+        return real_update(self)
+
+    monkeypatch.setattr(Trainer, "update", crashing_update)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train({**raw, "out": str(tmp_path / "crashed")})
+    monkeypatch.setattr(Trainer, "update", real_update)
+    crashed_store = Dataset.open(tmp_path / "crashed" / "replay")
+    episodes_at_crash = crashed_store.n_episodes
+    _, state = next(resume_states(tmp_path / "crashed"))
+    assert 0 < state["replay_episodes"] < episodes_at_crash, "the crash comes after episodes the checkpoint lacks"
+    resume(tmp_path / "crashed")
+
+    a, b = (load_file(str(find_checkpoint(tmp_path / run) / "model.safetensors")) for run in ("full", "crashed"))
+    assert all(torch.equal(a[k], b[k]) for k in a), "a resumed online learner ends with the same weights"
+    full, resumed = Dataset.open(tmp_path / "full" / "replay"), Dataset.open(tmp_path / "crashed" / "replay")
+    assert resumed.n_episodes == full.n_episodes >= episodes_at_crash > 0
+    assert resumed.episode_seeds == full.episode_seeds and len(set(full.episode_seeds)) == full.n_episodes
+    for key, value in full.arrays().items():
+        np.testing.assert_array_equal(resumed.arrays()[key], value, err_msg=key)
+    summary = dataset_summary(full)  # the replay is a dataset like any other
+    assert summary["episodes"] == full.n_episodes and full.env == "builtin/track"
+    policy = load_policy(find_checkpoint(tmp_path / "full"))
+    assert policy.act({"state": np.zeros((3, 2), np.float32)}).shape == (3, 2)

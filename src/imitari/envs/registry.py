@@ -141,5 +141,5 @@ def import_extra(module: str, *, task: str, extra: str) -> Any:
 
 
 # Registration: each module registers its tasks on import (kept last: they import this module).
-from imitari.envs import metaworld_tasks, pointmaze, pusht  # noqa: E402, F401
-from imitari.envs.builtin import memory_task, point_tasks  # noqa: E402, F401
+from imitari.envs import gymnasium_tasks, metaworld_tasks, pointmaze, pusht  # noqa: E402, F401
+from imitari.envs.builtin import memory_task, point_tasks, track_task  # noqa: E402, F401

@@ -6,6 +6,7 @@ keyed by (seed, step), EMA weights, logging, checkpoints, the CPU budget, resume
 evaluation with the best checkpoint kept. A learner implements
 
     update(batch, step) -> metrics      one update at loop step `step` (0-based); 'loss' in metrics
+                                        (online learners get batch None and draw their own)
     state_dict() / load_state_dict()    its training state ('model' = the policy's raw weights,
                                         plus optimisers, schedulers...), saved in train_state.pt
                                         (plain tensors and containers: loaded with weights_only)
@@ -28,6 +29,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from imitari.config import ConfigError
 from imitari.policies.base import Policy
 
 if TYPE_CHECKING:
@@ -37,6 +39,8 @@ if TYPE_CHECKING:
 class Learner(ABC):
     """Base class of training algorithms; constructed as `cls(policy, cfg, budget_spent=...)`."""
 
+    default_policy: ClassVar[str] = "bc"
+    """The policy a config that names none trains."""
     online: ClassVar[bool] = False
     """Whether the loop calls `collect(engine, step)` before each update."""
     interactive: ClassVar[bool] = False
@@ -50,8 +54,9 @@ class Learner(ABC):
         self.budget_spent = budget_spent
 
     @abstractmethod
-    def update(self, batch: Mapping[str, Any], step: int) -> dict[str, float]:
-        """One update on `batch` (torch tensors on the policy's device) at loop step `step`."""
+    def update(self, batch: Mapping[str, Any] | None, step: int) -> dict[str, float]:
+        """One update on `batch` (torch tensors on the policy's device; None for online learners,
+        which sample what they collected) at loop step `step`."""
 
     @abstractmethod
     def state_dict(self) -> dict[str, Any]:
@@ -60,6 +65,13 @@ class Learner(ABC):
     @abstractmethod
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restore what `state_dict` returned (from this or an older imitari version)."""
+
+    @classmethod
+    def check_config(cls, cfg: TrainConfig) -> None:
+        """ConfigError (one line) if `cfg` cannot train with this learner; called when the config is
+        resolved, before anything is built."""
+        if cfg.learner_config:
+            raise ConfigError(f"learner '{cfg.learner}' takes no learner_config (got {sorted(cfg.learner_config)})")
 
     def collect(self, engine: Any, step: int) -> dict[str, float]:
         """Online learners: play in the envs through `engine` before update `step`."""

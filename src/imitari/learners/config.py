@@ -28,6 +28,11 @@ class TrainConfig:
     """Registered policy name (`imitari policies` lists them)."""
     learner: str = "offline"
     """Registered learner (`imitari.learners.registry`): how the policy is trained."""
+    env: str = ""
+    """Task an online learner (`sac`, `ppo`) acts in (`imitari tasks`); it needs no dataset."""
+    learner_config: dict[str, Any] = field(default_factory=dict)
+    """The learner's own options (e.g. SAC's `gamma`, `learning_starts`; see its `Options`),
+    checked by the learner when the config is resolved."""
     out: str | None = None
     """Run directory; default runs/<dataset>-<policy>-<time>."""
     steps: int = 5000
@@ -99,19 +104,22 @@ class TrainConfig:
 
 
 def resolve_config(raw: dict[str, Any]) -> tuple[TrainConfig, PolicyConfig]:
-    """Split a raw config dict (`policy` a name or {name, ...fields}) into typed configs."""
+    """Split a raw config dict (`policy` a name or {name, ...fields}; without a name, the
+    learner's `default_policy`) into typed configs, each checked (the learner checks the run's)."""
     raw = dict(raw)
-    policy_raw = raw.pop("policy", "bc")
+    learner_cls = get_learner(str(raw.get("learner", "offline")))  # an unknown learner fails here, naming the closest
+    policy_raw = raw.pop("policy", {})
     if isinstance(policy_raw, str):
         policy_raw = {"name": policy_raw}
     policy_raw = dict(policy_raw)
-    name = str(policy_raw.pop("name", "bc"))
+    name = str(policy_raw.pop("name", learner_cls.default_policy))
     policy_cls, config_cls = get_policy(name)
     defaults = policy_cls.all_train_defaults()
     given = {key: value for key, value in raw.items() if not (key in defaults and value is None)}
     train_cfg = from_dict(TrainConfig, {**defaults, **given, "policy": name})
-    get_learner(train_cfg.learner)  # an unknown learner fails here, naming the closest
-    return train_cfg, from_dict(config_cls, policy_raw, where="policy.")
+    policy_cfg = from_dict(config_cls, policy_raw, where="policy.")
+    learner_cls.check_config(train_cfg)
+    return train_cfg, policy_cfg
 
 
 def full_config(train_cfg: TrainConfig, policy_cfg: PolicyConfig) -> dict[str, Any]:

@@ -65,7 +65,8 @@ def _pick_device(name: str) -> torch.device:
 
 def _default_run_dir(cfg: TrainConfig) -> Path:
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    return Path("runs") / f"{Path(cfg.data).name}-{cfg.policy}-{stamp}"
+    source = Path(cfg.data).name if cfg.data else cfg.env.replace("/", "-") + f"-{cfg.learner}"
+    return Path("runs") / f"{source}-{cfg.policy}-{stamp}"
 
 
 class Trainer:
@@ -78,7 +79,36 @@ class Trainer:
         if train_cfg.threads:
             torch.set_num_threads(train_cfg.threads)
         self.device = _pick_device(train_cfg.device)
+        learner_cls = get_learner(train_cfg.learner)
+        self.dataset: Dataset | None = None
+        self.valid_sampler: WindowSampler | None = None
+        self.batches: WindowBatches | None = None
+        self.engine: Any = None  # an online learner's rollout engine, opened by run()
+        self.train_ids: list[int] = []
+        self.valid_ids: list[int] = []
+        if learner_cls.online:
+            from imitari.learners.online import task_shapes
+
+            self.task = train_cfg.env
+            self.shapes, stats = task_shapes(train_cfg.env)
+        else:
+            stats = self._open_dataset(train_cfg, policy_cfg)
+        torch.manual_seed(train_cfg.seed)
+        self.policy: Policy = make_policy(train_cfg.policy, policy_cfg, shapes=self.shapes, stats=stats).to(self.device)
+        self.stats = stats
+        self.cpu_seconds = 0.0  # process CPU seconds spent in the training loop, over all resumed calls
+        self.budget_seconds = None if train_cfg.budget_cpu_minutes is None else 60.0 * train_cfg.budget_cpu_minutes
+        online = {"run_dir": run_dir} if learner_cls.online else {}
+        self.learner = learner_cls(self.policy, train_cfg, budget_spent=self.budget_spent, **online)
+        self.ema: dict[str, torch.Tensor] | None = (
+            {k: v.detach().clone() for k, v in self.policy.state_dict().items()} if policy_cfg.ema else None
+        )
+        self.step = 0
+
+    def _open_dataset(self, train_cfg: TrainConfig, policy_cfg: PolicyConfig) -> dict[str, Any]:
+        """Open the dataset, its shapes and window samplers; returns its statistics."""
         self.dataset = Dataset.open(train_cfg.data)
+        self.task = self.dataset.env or ""
         keys = self.dataset.filter_keys
         self.train_ids = filter_ids(self.dataset, train_cfg.train_filter)
         self.valid_ids = list(keys.get("valid", []))
@@ -97,24 +127,12 @@ class Trainer:
             past_horizon=policy_cfg.past_rows,
         )
         self.sampler = WindowSampler(arrays, self.dataset.episode_ends, episode_ids=self.train_ids, **sampler_args)
-        self.valid_sampler = (
-            WindowSampler(arrays, self.dataset.episode_ends, episode_ids=self.valid_ids, **sampler_args)
-            if self.valid_ids
-            else None
-        )
-        torch.manual_seed(train_cfg.seed)
-        self.policy: Policy = make_policy(
-            train_cfg.policy, policy_cfg, shapes=self.shapes, stats=self.dataset.stats()
-        ).to(self.device)
+        if self.valid_ids:
+            self.valid_sampler = WindowSampler(arrays, self.dataset.episode_ends, episode_ids=self.valid_ids,
+                                               **sampler_args)
         self.batches = WindowBatches(self.sampler, batch_size=train_cfg.batch_size, seed=train_cfg.seed,
                                      sampling=train_cfg.sampling)
-        self.cpu_seconds = 0.0  # process CPU seconds spent in the training loop, over all resumed calls
-        self.budget_seconds = None if train_cfg.budget_cpu_minutes is None else 60.0 * train_cfg.budget_cpu_minutes
-        self.learner = get_learner(train_cfg.learner)(self.policy, train_cfg, budget_spent=self.budget_spent)
-        self.ema: dict[str, torch.Tensor] | None = (
-            {k: v.detach().clone() for k, v in self.policy.state_dict().items()} if policy_cfg.ema else None
-        )
-        self.step = 0
+        return self.dataset.stats()
 
     # --- state -------------------------------------------------------------------------
     def budget_spent(self) -> float:
@@ -129,14 +147,19 @@ class Trainer:
             **full_config(self.cfg, self.policy_cfg),
             "imitari_version": imitari.__version__,
             "shapes": {"obs": {k: list(v) for k, v in self.shapes.obs.items()}, "action": list(self.shapes.action)},
-            "dataset": {
-                "path": str(Path(self.cfg.data).resolve()),
-                "env": self.dataset.env,
-                "episodes": self.dataset.n_episodes,
-                "train_episodes": len(self.train_ids),
-                "seeds": [s for s in self.dataset.episode_seeds if s is not None],
-            },
-            "task": self.dataset.env,
+            "dataset": self._dataset_record(),
+            "task": self.task,
+        }
+
+    def _dataset_record(self) -> dict[str, Any]:
+        if self.dataset is None:  # an online learner's data: its replay store, seeds from 10,000,000 up
+            return {"path": str((self.run_dir / "replay").resolve()), "env": self.task, "seeds": []}
+        return {
+            "path": str(Path(self.cfg.data).resolve()),
+            "env": self.dataset.env,
+            "episodes": self.dataset.n_episodes,
+            "train_episodes": len(self.train_ids),
+            "seeds": [s for s in self.dataset.episode_seeds if s is not None],
         }
 
     def inference_state(self) -> dict[str, torch.Tensor]:
@@ -146,7 +169,7 @@ class Trainer:
         """The policy with the weights used for evaluation (EMA when kept), in eval mode."""
         if self.ema is None:
             return self.policy.eval()
-        copy = make_policy(self.cfg.policy, self.policy_cfg, shapes=self.shapes, stats=self.dataset.stats())
+        copy = make_policy(self.cfg.policy, self.policy_cfg, shapes=self.shapes, stats=self.stats)
         copy.load_state_dict(self.ema)
         return copy.to(self.device).eval()
 
@@ -173,11 +196,15 @@ class Trainer:
 
     # --- one step of the loop ------------------------------------------------------------
     def update(self) -> dict[str, float]:
-        """Draw update `step`'s batch, let the learner update on it, then the EMA."""
+        """Draw update `step`'s batch (an online learner collects instead), let the learner update
+        on it, then the EMA."""
         t0 = time.perf_counter()
-        batch = _to_torch(self.batches.batch(self.step), self.device)
+        if self.batches is None:
+            collected, batch = self.learner.collect(self.engine, self.step), None
+        else:
+            collected, batch = {}, _to_torch(self.batches.batch(self.step), self.device)
         t1 = time.perf_counter()
-        metrics = self.learner.update(batch, self.step)
+        metrics = {**collected, **self.learner.update(batch, self.step)}
         if self.ema is not None:
             self._update_ema(ema_decay(self.step, power=self.cfg.ema_power, max_decay=self.cfg.ema_max))
         if self.device.type == "cuda":
@@ -217,12 +244,12 @@ class Trainer:
         from imitari.eval.rollout import evaluate
         from imitari.eval.seeds import validation_seeds
 
-        if not self.dataset.env:
+        if not self.task:
             return {}
         results, _ = evaluate(
             self.inference_policy(),
-            self.dataset.env,
-            seeds=validation_seeds(episodes, exclude=self.dataset.episode_seeds),
+            self.task,
+            seeds=validation_seeds(episodes, exclude=self.dataset.episode_seeds if self.dataset else ()),
             num_envs=min(self.cfg.num_envs, episodes),
             workers=1,
             progress=False,
@@ -263,6 +290,14 @@ class Trainer:
         path.parent.mkdir(parents=True, exist_ok=True)
         write_json_atomic(path, record)
 
+    def _close_engine(self) -> None:
+        if self.engine is not None:
+            self.engine.close()
+            self.engine = None
+        close = getattr(self.learner, "close", None)
+        if close is not None:
+            close()
+
     # --- the loop ----------------------------------------------------------------------
     def run(self, *, resume: bool = False) -> Path:
         from tqdm.auto import tqdm
@@ -271,7 +306,12 @@ class Trainer:
         if resume:
             self.restore()
         write_json_atomic(self.run_dir / "config.json", self.config_dict())
-        write_json_atomic(self.run_dir / "dataset_summary.json", dataset_summary(self.dataset))
+        if self.dataset is not None:
+            write_json_atomic(self.run_dir / "dataset_summary.json", dataset_summary(self.dataset))
+        else:
+            from imitari.rollouts.engine import RolloutEngine
+
+            self.engine = RolloutEngine(self.task, num_envs=self.cfg.num_envs, workers=1)
         logger = MetricsLogger(self.run_dir, resume_step=self.step if resume else None)
         budget = self.budget_seconds
         bar = tqdm(total=self.cfg.steps if budget is None else int(budget), disable=not self.cfg.progress,
@@ -309,6 +349,8 @@ class Trainer:
             logger.close()
             print(f"interrupted at step {self.step}; checkpoint saved. Resume: imitari train --resume {self.run_dir}")
             raise
+        finally:
+            self._close_engine()  # also on a crash: the replay store's writer lock is released
         bar.close()
         ckpt = self.save()
         logger.close()
@@ -327,7 +369,7 @@ class Trainer:
 def train(raw_config: dict[str, Any]) -> Path:
     """Train from a raw config dict (as read from YAML/CLI); returns the run directory."""
     train_cfg, policy_cfg = resolve_config(raw_config)
-    if not train_cfg.data:
+    if not train_cfg.data and not get_learner(train_cfg.learner).online:
         raise ConfigError("no dataset given: pass --data DIR (made by `imitari collect`)")
     run_dir = Path(train_cfg.out) if train_cfg.out else _default_run_dir(train_cfg)
     if (run_dir / "checkpoints").exists() or (run_dir / "rounds.json").exists():

@@ -10,6 +10,8 @@ from imitari.config import ConfigError, closest
 from imitari.learners.base import Learner
 from imitari.learners.dagger import DAggerLearner, HGDAggerLearner
 from imitari.learners.offline import OfflineLearner
+from imitari.learners.ppo import PPOLearner
+from imitari.learners.sac import SACLearner
 
 _REGISTRY: dict[str, type[Learner]] = {}
 
@@ -38,3 +40,5 @@ def get_learner(name: str) -> type[Learner]:
 register_learner("offline", OfflineLearner)
 register_learner("dagger", DAggerLearner)
 register_learner("hg_dagger", HGDAggerLearner)
+register_learner("sac", SACLearner)
+register_learner("ppo", PPOLearner)

@@ -20,6 +20,7 @@ from imitari.policies.diffusion import DiffusionConfig, DiffusionPolicy
 from imitari.policies.diffusion_transformer import DiffusionTransformerConfig, DiffusionTransformerPolicy
 from imitari.policies.mint import MintConfig, MintPolicy
 from imitari.policies.streaming_diffusion import StreamingDiffusionConfig, StreamingDiffusionPolicy
+from imitari.policies.tanh_gaussian import TanhGaussianConfig, TanhGaussianPolicy
 from imitari.policies.vq_bet import VQBeTConfig, VQBeTPolicy
 
 _REGISTRY: dict[str, tuple[type[Policy], type[PolicyConfig]]] = {}
@@ -67,3 +68,4 @@ register_policy("bc_rnn", BCRNNPolicy, BCRNNConfig)
 register_policy("bc_transformer", BCTransformerPolicy, BCTransformerConfig)
 register_policy("act", ActPolicy, ActConfig)
 register_policy("vq_bet", VQBeTPolicy, VQBeTConfig)
+register_policy("tanh_gaussian", TanhGaussianPolicy, TanhGaussianConfig)
