@@ -36,6 +36,7 @@ CASES: dict[str, tuple[str, dict[str, Any]]] = {
     "bc_transformer": ("bc_transformer", {}),
     "act": ("act", {}),
     "vq_bet": ("vq_bet", {"vqvae_steps": 0}),
+    "procedure_cloning": ("procedure_cloning", {}),
 }
 """Golden file name -> (registered policy, config overrides)."""
 

@@ -77,6 +77,7 @@ def _features_of(spec: TaskSpec, env: gym.Env) -> dict[str, tuple[tuple[int, ...
     features = {f"obs.{key}": (tuple(obs_space[key].shape or ()), "float32") for key in spec.obs_keys}
     features["action"] = (action_space.shape, "float32")
     features["reward"] = ((), "float32")
+    features.update({f"procedure.{name}": (shape, "float32") for name, shape in spec.procedure_features})
     return features
 
 
@@ -97,6 +98,7 @@ class _Player:
         obs, _ = self.env.reset(seed=seed)
         self.expert.reset(seed=seed)
         rows: dict[str, list[np.ndarray]] = {f"obs.{key}": [] for key in self.spec.obs_keys}
+        rows.update({f"procedure.{name}": [] for name, _ in self.spec.procedure_features})
         actions: list[np.ndarray] = []
         rewards: list[float] = []
         success = False
@@ -105,6 +107,8 @@ class _Player:
             action = np.clip(np.asarray(self.expert(obs), dtype=np.float32), self._low, self._high)
             for key in self.spec.obs_keys:
                 rows[f"obs.{key}"].append(np.array(obs[key], dtype=np.float32))
+            for name, _ in self.spec.procedure_features:  # what the expert computed for this action
+                rows[f"procedure.{name}"].append(np.array(self.expert.procedure[name], dtype=np.float32))  # type: ignore[attr-defined]
             actions.append(action)
             obs, reward, terminated, truncated, info = self.env.step(action)
             rewards.append(float(reward))

@@ -65,6 +65,9 @@ class TaskSpec:
     description: str
     make_expert: Callable[[gym.Env], Expert] | None = None
     extra: str | None = None
+    procedure_features: tuple[tuple[str, tuple[int, ...]], ...] = ()
+    """(name, shape) of what the expert computes per step beside its action (its `procedure`
+    dict after each call, e.g. a planner's intermediate maps); collected as `procedure.<name>`."""
 
     def expert(self, env: gym.Env) -> Expert:
         """The task's expert for `env`; TaskError if the task has no expert."""
@@ -130,4 +133,4 @@ def import_extra(module: str, *, task: str, extra: str) -> Any:
 
 # Registration: each module registers its tasks on import (kept last: they import this module).
 from imitari.envs import metaworld_tasks, pusht  # noqa: E402, F401
-from imitari.envs.builtin import memory_task, point_tasks  # noqa: E402, F401
+from imitari.envs.builtin import gridmaze, memory_task, point_tasks  # noqa: E402, F401
