@@ -138,6 +138,19 @@ SUITES: dict[str, Suite] = {
             train={"batch_size": 64},
             workers=1,
         ),
+        Suite(
+            name="gridmaze",
+            description="grid mazes from 100 BFS demos on K = 5, 20 or 100 layouts, evaluated on unseen layouts "
+                        "(Procedure Cloning's claim; docs/gridmaze.md)",
+            tasks=("builtin/gridmaze-k5", "builtin/gridmaze-k20", "builtin/gridmaze-k100"),
+            demos=100,
+            eval_episodes=50,
+            eval_seed_start=1000,
+            budget_cpu_minutes=1.0,
+            policies=("procedure_cloning", "bc", "bc:obs_horizon=1:action_horizon=1:exec_horizon=1"),
+            train={"batch_size": 64},
+            workers=1,
+        ),
     )
 }
 """Every suite by name."""
