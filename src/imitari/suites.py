@@ -146,9 +146,9 @@ SUITES: dict[str, Suite] = {
             demos=100,
             eval_episodes=50,
             eval_seed_start=1000,
-            budget_cpu_minutes=1.0,
+            budget_cpu_minutes=0.5,
             policies=("procedure_cloning", "bc", "bc:obs_horizon=1:action_horizon=1:exec_horizon=1"),
-            train={"batch_size": 64},
+            train={"batch_size": 32, "lr_schedule": "constant"},
             workers=1,
         ),
     )
