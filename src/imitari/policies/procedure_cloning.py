@@ -24,7 +24,8 @@ normalised action from the head on the true last state. Acting iterates step fro
 prediction, keeping each cell's first written value (the procedure writes a cell once), until
 the attended cell is written, nothing changes, or `max_iterations`, then reads the action.
 Without `procedure` in a batch (data of a task whose expert records none) only init and head
-learn, from the action alone: a conv BC without iterations.
+learn, from the action alone; with `use_procedure` off they also act from init's soft state,
+without iterating: a conv BC of the same nets (the ablation of the paper).
 """
 
 from __future__ import annotations
@@ -61,6 +62,9 @@ class ProcedureCloningConfig(PolicyConfig):
     """Most steps of the procedure per action at inference."""
     procedure_weight: float = 1.0
     """Weight of the procedure's cross-entropy terms against the action's L2."""
+    use_procedure: bool = True
+    """False ignores the expert's computation even where the data has it: the same nets trained
+    on the action alone, without iterations (a conv BC; the paper's ablation)."""
     frontier_weight: float = 10.0
     """Extra weight, in the step loss, of the cells a step writes (the few that change): an
     error there derails every later iteration."""
@@ -138,7 +142,7 @@ class ProcedureCloningPolicy(Policy):
     def loss(self, batch: Mapping[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
         x = self._map(batch["obs"])
         target = self.normalize_actions(batch["action"]).flatten(1)
-        procedure = batch.get("procedure")
+        procedure = batch.get("procedure") if self.config.use_procedure else None
         if procedure is None:
             action_loss = F.mse_loss(self._action(x, torch.softmax(self.init_net(x), dim=1)), target)
             return action_loss, {"action_loss": float(action_loss.item())}
@@ -184,6 +188,9 @@ class ProcedureCloningPolicy(Policy):
 
     def predict_chunk(self, obs: Mapping[str, torch.Tensor], *, generator: Generators = None) -> torch.Tensor:
         x = self._map(obs)
-        state, _ = self.iterate(x)
-        chunk = self._action(x, self._onehot(state)).unflatten(1, (self.config.action_horizon, self.action_dim))
+        if self.config.use_procedure:
+            state = self._onehot(self.iterate(x)[0])
+        else:
+            state = torch.softmax(self.init_net(x), dim=1)
+        chunk = self._action(x, state).unflatten(1, (self.config.action_horizon, self.action_dim))
         return self.unnormalize_actions(chunk)
