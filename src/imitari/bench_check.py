@@ -3,9 +3,11 @@
 A reference CSV holds, per (task, policy, training seed) of one suite protocol, the interval a
 measured metric (`success_rate` by default; any numeric column of the results CSV, such as a
 score) must fall in. `write_reference` derives it from a bench's own rows: the Wilson interval
-of the measured success at 99% on half the episodes, so a second measurement of the same true
-rate (itself a draw of as many episodes) falls inside it nearly always, while a real regression
-(an expert that broke, a policy change that halves success) falls outside.
+of the measured success at 99% on half the episodes, widened by one episode (1/n) at each end,
+so a second measurement of the same true rate (itself a draw of as many episodes, on a grid of
+1/n) falls inside it nearly always, while a real regression (an expert that broke, a policy
+change that halves success) falls outside. (Without the widening, 49/50 gave [0.76, 0.999] and
+a rerun's 50/50 failed.)
 
 `check` compares a bench's results with the reference rows of the same protocol (suite, demos,
 budget, evaluation seeds, training settings: `bench.json`) and of the tasks and policies it ran;
@@ -35,6 +37,7 @@ def reference_rows(rows: Sequence[dict[str, str]], protocol: dict[str, Any]) -> 
     for row in rows:
         n, successes = int(row["episodes"]), int(row["successes"])
         low, high = wilson_interval(successes / 2, n / 2, CONFIDENCE)
+        low, high = max(0.0, low - 1 / n), min(1.0, high + 1 / n)  # one episode either way: the rate's resolution
         out.append({"task": row["task"], "policy": row["policy"], "train_seed": row.get("train_seed", ""),
                     "metric": "success_rate", "low": round(low, 4), "high": round(high, 4),
                     "measured": row["success_rate"], "protocol": json.dumps(protocol, sort_keys=True)})
