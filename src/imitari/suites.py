@@ -140,9 +140,9 @@ SUITES: dict[str, Suite] = {
         ),
         Suite(
             name="gridmaze",
-            description="grid mazes from 100 BFS demos on K = 5, 20 or 100 layouts, evaluated on unseen layouts "
+            description="grid mazes from 100 BFS demos on K = 1, 5, 20 or 100 layouts, evaluated on unseen layouts "
                         "(Procedure Cloning's claim; docs/gridmaze.md)",
-            tasks=("builtin/gridmaze-k5", "builtin/gridmaze-k20", "builtin/gridmaze-k100"),
+            tasks=("builtin/gridmaze-k1", "builtin/gridmaze-k5", "builtin/gridmaze-k20", "builtin/gridmaze-k100"),
             demos=100,
             eval_episodes=50,
             eval_seed_start=1000,

@@ -8,7 +8,7 @@ than one route. Start and goal are two distinct free cells. The layout comes fro
 seed*, start and goal from the episode seed, so the same layout can be played from many starts:
 
 * `builtin/gridmaze`: layout seed = episode seed (every seed a new maze);
-* `builtin/gridmaze-kK` (K = 5, 20, 100): the demo seeds (below `eval.seeds.TEST_SEED_START`)
+* `builtin/gridmaze-kK` (K = 1, 5, 20, 100): the demo seeds (below `eval.seeds.TEST_SEED_START`)
   use only the K layouts 0..K-1 (layout seed = seed mod K), while test and validation seeds keep
   layout seed = seed, so evaluation runs on mazes never trained on (the paper's protocol).
 
@@ -47,7 +47,7 @@ MOVES = np.array([[-1, 0], [1, 0], [0, -1], [0, 1]])
 """UP, DOWN, LEFT, RIGHT as (d_row, d_col); the expert's action is the move itself."""
 GOAL_VALUE = 5
 """`value` of the goal cell; 1..4 are moves + 1, 0 unvisited."""
-K_LAYOUTS = (5, 20, 100)
+K_LAYOUTS = (1, 5, 20, 100)
 _PIXELS = 8
 """Frame pixels per grid cell."""
 _COLOURS = {"floor": (236, 236, 236), "wall": (60, 60, 60), "goal": (60, 170, 75), "agent": (40, 90, 210)}
