@@ -1,7 +1,8 @@
 """Procedure Cloning's claim as a plot: success on unseen mazes against the number K of training layouts.
 
 Reads the results CSV of `imitari bench --suite gridmaze` (tasks builtin/gridmaze-kK), and
-writes `success_vs_k.png` (success per policy against K, 95% Wilson intervals as error bars)
+writes `success_vs_k.png` (success per policy against K; error bars: one run's 95% Wilson interval, or the min-max
+over training seeds)
 and `success_vs_k.md` (the same as a table) beside it:
 
     python benchmarks/gridmaze_vs_layouts.py results/gridmaze/results.csv
@@ -25,16 +26,17 @@ def main() -> None:
     rows = [r for r in read_rows(args.csv) if _K.search(r["task"])]
     if not rows:
         raise SystemExit(f"{args.csv}: no builtin/gridmaze-kK rows")
-    by_policy: dict[str, dict[int, tuple[float, float, float, str]]] = {}
+    by_policy: dict[str, dict[int, tuple[float, float, float, str, str]]] = {}
     for group in groups(rows):
         low, high = group.interval
         successes, n = group.pooled
         k = int(_K.search(group.task).group(1))  # type: ignore[union-attr]
-        by_policy.setdefault(group.policy, {})[k] = (group.mean, low, high, f"{successes}/{n}")
+        spread = "CI" if len(group.rows) == 1 else f"{len(group.rows)} seeds, min-max"
+        by_policy.setdefault(group.policy, {})[k] = (group.mean, low, high, f"{successes}/{n}", spread)
     ks = sorted({k for points in by_policy.values() for k in points})
     lines = ["| policy | " + " | ".join(f"K = {k}" for k in ks) + " |", "|---|" + "---|" * len(ks)]
     for policy, points in by_policy.items():
-        cells = [f"{points[k][0]:.0%} ({points[k][3]}, CI {points[k][1]:.0%}-{points[k][2]:.0%})" if k in points
+        cells = [f"{points[k][0]:.0%} ({points[k][3]}, {points[k][4]} {points[k][1]:.0%}-{points[k][2]:.0%})" if k in points
                  else "" for k in ks]
         lines.append(f"| `{policy}` | " + " | ".join(cells) + " |")
     table = "\n".join(lines)
