@@ -360,3 +360,34 @@ def write_outputs(out: Path, suite: Suite, split: str = "test") -> Path:
                                                       f"{suite.budget_cpu_minutes:g} CPU-minutes per policy")
     print(table)
     return md
+
+
+def _measured(cfg: BenchConfig, suite: Suite | None) -> tuple[list[dict[str, str]], dict[str, Any], list[str], list[str]]:
+    """(rows of the bench's split, its protocol, its tasks, its policy labels with the expert)."""
+    suite = (suite or get_suite(cfg.suite)).with_overrides(
+        budget_cpu_minutes=cfg.budget_cpu_minutes, demos=cfg.demos, eval_episodes=cfg.eval_episodes
+    )
+    out = Path(cfg.out or f"runs/bench-{suite.name}")
+    rows = bench_table.read_rows(results_csv(out, cfg.split))
+    policies = [s.label for s in resolve_specs(suite, cfg.policies)] + [bench_table.EXPERT]
+    protocol = {**_protocol(suite), "eval_seeds": _seed_range(suite.eval_seeds(cfg.split))}
+    return rows, protocol, select_tasks(suite, cfg.tasks), policies
+
+
+def check_reference(cfg: BenchConfig, reference: str, *, suite: Suite | None = None) -> tuple[list[str], int]:
+    """`bench_check.check` of this bench's rows against a reference CSV: (lines, failures)."""
+    from imitari.bench_check import check
+
+    rows, protocol, tasks, policies = _measured(cfg, suite)
+    return check(Path(reference), rows, protocol, tasks=tasks, policies=policies)
+
+
+def write_reference(cfg: BenchConfig, path: str, *, suite: Suite | None = None) -> Path:
+    """Write a reference CSV (`bench_check.write_reference`) from this bench's rows."""
+    from imitari import bench_check
+
+    rows, protocol, tasks, policies = _measured(cfg, suite)
+    chosen = [r for r in rows if r["task"] in tasks and r["policy"] in policies]
+    if not chosen:
+        raise ConfigError(f"no measured rows in {cfg.out} to make a reference from")
+    return bench_check.write_reference(Path(path), chosen, protocol)

@@ -99,15 +99,25 @@ def _cmd_eval(args: argparse.Namespace) -> None:
 
 
 def _cmd_bench(args: argparse.Namespace) -> None:
-    from imitari.bench import BenchConfig, parse_seeds, run_bench, split_specs
+    from imitari.bench import BenchConfig, check_reference, parse_seeds, run_bench, split_specs, write_reference
 
-    run_bench(BenchConfig(
+    cfg = BenchConfig(
         suite=args.suite, policies=split_specs(args.policies) if args.policies else None,
         tasks=args.tasks.split(",") if args.tasks else None, budget_cpu_minutes=args.budget_cpu_minutes,
         demos=args.demos, eval_episodes=args.episodes, out=args.out, device=args.device, threads=args.threads,
         workers=args.workers, train_seeds=parse_seeds(args.seeds) if args.seeds else None, split=args.split,
         progress=not args.no_progress,
-    ))
+    )
+    run_bench(cfg)
+    if args.write_reference:
+        print(f"[bench] reference intervals written to {write_reference(cfg, args.write_reference)}")
+    if args.check:
+        lines, failed = check_reference(cfg, args.check)
+        print("\n".join(lines))
+        if failed:
+            print(f"[bench] {failed} of {len(lines)} rows left the reference intervals of {args.check}", file=sys.stderr)
+            raise SystemExit(1)
+        print(f"[bench] every row within the reference intervals of {args.check}")
 
 
 def _cmd_report(args: argparse.Namespace) -> None:
@@ -225,6 +235,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="test", help="evaluate on the test seeds (default; results.csv) or the "
                    "validation seeds (results_validation.csv)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--check", metavar="REFERENCE.csv", help="then exit 1 if a row's success leaves its reference "
+                   "interval of the same protocol (one line per row; results/reference/)")
+    p.add_argument("--write-reference", metavar="PATH", help="then write the reference intervals of these rows")
     p.set_defaults(func=_cmd_bench)
 
     p = sub.add_parser("report", help="write report.html for a run")

@@ -163,6 +163,20 @@ SUITES: dict[str, Suite] = {
             policies=("bc", "bc:head=gmm", "diffusion:denoiser=mlp"),
             train=SELECT_BEST,
         ),
+        Suite(
+            name="gridmaze",
+            description="grid mazes from 100 BFS demos on K = 1, 5, 20 or 100 layouts, evaluated on unseen layouts "
+                        "(Procedure Cloning's claim; docs/gridmaze.md)",
+            tasks=("builtin/gridmaze-k1", "builtin/gridmaze-k5", "builtin/gridmaze-k20", "builtin/gridmaze-k100"),
+            demos=100,
+            eval_episodes=50,
+            eval_seed_start=1000,
+            budget_cpu_minutes=0.5,
+            policies=("procedure_cloning", "procedure_cloning:use_procedure=false", "bc",
+                      "bc:obs_horizon=1:action_horizon=1:exec_horizon=1"),
+            train={"batch_size": 32, "lr_schedule": "constant"},
+            workers=1,
+        ),
     )
 }
 """Every suite by name."""

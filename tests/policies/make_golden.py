@@ -37,6 +37,7 @@ CASES: dict[str, tuple[str, dict[str, Any]]] = {
     "act": ("act", {}),
     "vq_bet": ("vq_bet", {"vqvae_steps": 0}),
     "tanh_gaussian": ("tanh_gaussian", {}),
+    "procedure_cloning": ("procedure_cloning", {}),
 }
 """Golden file name -> (registered policy, config overrides)."""
 

@@ -5,6 +5,8 @@ uniformly over the steps of the chosen episodes; observation row k is step
 clip(t - (To - 1) + k, episode_start, episode_end - 1), so the last one is t, and action row k
 is step clip(t - P + k, ...), P = `past_horizon` (To - 1 by default: the chunk starts with the
 observations; 0: it starts at t). `action_is_pad` marks action rows past the episode's end.
+`procedure.<name>` features (what an expert computed for its action, e.g. BFS maps) are taken
+at the current step t alone, as `batch["procedure"][name]` (B, ...), for Procedure Cloning.
 
 Everything per step that does not depend on the draw (the step's episode bounds) is computed
 once in `__init__`, so a batch costs a handful of numpy gathers and no Python loop per sample.
@@ -37,6 +39,7 @@ class WindowSampler:
         action_horizon: int,
         episode_ids: Sequence[int] | np.ndarray | None = None,
         past_horizon: int | None = None,
+        procedure_keys: Sequence[str] = (),
     ) -> None:
         if obs_horizon < 1 or action_horizon < 1:
             raise ValueError(f"horizons must be >= 1, got obs {obs_horizon}, action {action_horizon}")
@@ -54,7 +57,7 @@ class WindowSampler:
             raise ValueError(f"episode ids must lie in 0..{len(ends) - 1}, got {ids.min()}..{ids.max()}")
         if len(np.unique(ids)) != len(ids):
             raise ValueError("episode_ids has duplicates (they would be sampled more often)")
-        names = [f"obs.{k}" for k in obs_keys] + ["action"]
+        names = [f"obs.{k}" for k in obs_keys] + ["action"] + [f"procedure.{k}" for k in procedure_keys]
         for name in names:
             if name not in arrays:
                 raise ValueError(f"no array {name!r} (have {sorted(arrays)})")
@@ -65,6 +68,7 @@ class WindowSampler:
         self.action_horizon = action_horizon
         self._obs = {k: arrays[f"obs.{k}"] for k in self.obs_keys}
         self._action = arrays["action"]
+        self._procedure = {k: arrays[f"procedure.{k}"] for k in procedure_keys}
         # Per-step episode bounds over all steps (any global t can be gathered), and the
         # candidate current steps: every step of the chosen episodes.
         lengths = ends - starts
@@ -98,11 +102,14 @@ class WindowSampler:
         action_rows = t[:, None] + self._action_offsets
         action_is_pad = action_rows > last
         np.clip(action_rows, first, last, out=action_rows)
-        return {
+        batch: Batch = {
             "obs": {k: self._obs[k][obs_rows] for k in self.obs_keys},
             "action": self._action[action_rows],
             "action_is_pad": action_is_pad,
         }
+        if self._procedure:
+            batch["procedure"] = {k: v[t] for k, v in self._procedure.items()}
+        return batch
 
     def sample(self, batch_size: int, rng: np.random.Generator) -> Batch:
         """A batch of `batch_size` random windows: `gather(draw(batch_size, rng))`.

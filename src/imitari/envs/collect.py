@@ -77,6 +77,7 @@ def features_of(spec: TaskSpec, env: gym.Env) -> dict[str, tuple[tuple[int, ...]
     features = {f"obs.{key}": (tuple(obs_space[key].shape or ()), obs_dtype(obs_space[key])) for key in spec.obs_keys}
     features["action"] = (action_space.shape, "float32")
     features["reward"] = ((), "float32")
+    features.update({f"procedure.{name}": (shape, "float32") for name, shape in spec.procedure_features})
     return features
 
 

@@ -38,6 +38,9 @@ class ExpertPolicy:
         if getattr(self.spec, "make_expert", None) is None:
             raise TaskError(f"task {getattr(self.spec, 'name', task)} has no expert")
         self._experts: list[Any] = []
+        self.spec_procedure = [name for name, _ in getattr(self.spec, "procedure_features", ())]
+        self.computed: list[dict[str, np.ndarray]] | None = None
+        """Per row of the last `act`: the experts' `procedure` maps, for tasks that declare them."""
         env = self.spec.make(render=False)
         space = getattr(env, "action_space", None)
         self._low, self._high = getattr(space, "low", -np.inf), getattr(space, "high", np.inf)
@@ -66,6 +69,9 @@ class ExpertPolicy:
         """One action per row of the observation batch, from that slot's expert."""
         n = len(next(iter(obs.values())))
         actions = [np.asarray(self._expert(i)({k: v[i] for k, v in obs.items()}), dtype=np.float32) for i in range(n)]
+        if self.spec_procedure:  # what each expert computed for its action (`TaskSpec.procedure_features`)
+            self.computed = [{name: np.asarray(self._expert(i).procedure[name], dtype=np.float32)
+                              for name in self.spec_procedure} for i in range(n)]
         return np.clip(np.stack(actions), self._low, self._high).astype(np.float32)
 
 

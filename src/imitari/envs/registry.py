@@ -69,6 +69,9 @@ class TaskSpec:
     pixels: int | None = None
     """Frame side of the task's `<name>:pixels` variant (its env draws frames with `camera(size)`);
     None: the task has no pixel variant."""
+    procedure_features: tuple[tuple[str, tuple[int, ...]], ...] = ()
+    """(name, shape) of what the expert computes per step beside its action (its `procedure`
+    dict after each call, e.g. a planner's intermediate maps); collected as `procedure.<name>`."""
 
     def expert(self, env: gym.Env) -> Expert:
         """The task's expert for `env`; TaskError if the task has no expert."""
@@ -142,4 +145,4 @@ def import_extra(module: str, *, task: str, extra: str) -> Any:
 
 # Registration: each module registers its tasks on import (kept last: they import this module).
 from imitari.envs import gymnasium_tasks, metaworld_tasks, pointmaze, pusht  # noqa: E402, F401
-from imitari.envs.builtin import memory_task, point_tasks, track_task  # noqa: E402, F401
+from imitari.envs.builtin import gridmaze, memory_task, point_tasks, track_task  # noqa: E402, F401

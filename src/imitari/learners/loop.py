@@ -125,6 +125,7 @@ class Trainer:
             obs_horizon=policy_cfg.obs_horizon,
             action_horizon=policy_cfg.action_horizon,
             past_horizon=policy_cfg.past_rows,
+            procedure_keys=[name[len("procedure."):] for name in self.dataset.features if name.startswith("procedure.")],
         )
         self.sampler = WindowSampler(arrays, self.dataset.episode_ends, episode_ids=self.train_ids, **sampler_args)
         if self.valid_ids:

@@ -19,6 +19,7 @@ from imitari.policies.bc_transformer import BCTransformerConfig, BCTransformerPo
 from imitari.policies.diffusion import DiffusionConfig, DiffusionPolicy
 from imitari.policies.diffusion_transformer import DiffusionTransformerConfig, DiffusionTransformerPolicy
 from imitari.policies.mint import MintConfig, MintPolicy
+from imitari.policies.procedure_cloning import ProcedureCloningConfig, ProcedureCloningPolicy
 from imitari.policies.streaming_diffusion import StreamingDiffusionConfig, StreamingDiffusionPolicy
 from imitari.policies.tanh_gaussian import TanhGaussianConfig, TanhGaussianPolicy
 from imitari.policies.vq_bet import VQBeTConfig, VQBeTPolicy
@@ -69,3 +70,4 @@ register_policy("bc_transformer", BCTransformerPolicy, BCTransformerConfig)
 register_policy("act", ActPolicy, ActConfig)
 register_policy("vq_bet", VQBeTPolicy, VQBeTConfig)
 register_policy("tanh_gaussian", TanhGaussianPolicy, TanhGaussianConfig)
+register_policy("procedure_cloning", ProcedureCloningPolicy, ProcedureCloningConfig)

@@ -13,7 +13,8 @@ reset, what a seed produces does not depend on `num_envs`, `workers` or the slot
 Every env step becomes a `Transition` -- obs, action, reward, next obs, terminated and
 truncated apart, the kept info, and who acted (`actor`: "policy", "expert" or "intervention",
 or per row from the actor's `sources` attribute; and, from an actor with a `labels` attribute,
-the row's label, e.g. the expert's action at a state the policy acted in) -- handed to each
+the row's label, e.g. the expert's action at a state the policy acted in; from one with a
+`computed` attribute, what it computed beside the action) -- handed to each
 sink's `on_step`; episodes are framed by `on_start` and `on_end`. Sinks: the metrics of
 `evaluate`, the dataset writer of `collect` and DAgger (`imitari.rollouts.writer`), a replay
 buffer of an online learner.
@@ -65,6 +66,9 @@ class Transition:
     """The frame after the step, for episodes the engine renders."""
     label: np.ndarray | None = None
     """The actor's label for this row (its `labels` attribute after `act`), e.g. DAgger's expert action."""
+    computed: dict[str, np.ndarray] = field(default_factory=dict)
+    """What the actor computed for this row beside its action (its `computed` attribute after
+    `act`), e.g. a planner's intermediate maps, which Procedure Cloning learns from."""
 
 
 class Sink:
@@ -189,6 +193,7 @@ class _Run:
             raise ValueError(f"policy.act returned actions of shape {actions.shape} for {n} observations")
         sources = getattr(self.actor, "sources", None)  # per-row actor names of a mixing actor (DAgger)
         labels = getattr(self.actor, "labels", None)  # per-row labels, e.g. the expert's actions
+        computed = getattr(self.actor, "computed", None)  # per-row dicts, e.g. a planner's maps
         running = [i for i, slot in enumerate(self.slots) if slot.episode >= 0]
         broken = [i for i in running if not np.isfinite(actions[i]).all()]
         if broken:
@@ -206,7 +211,8 @@ class _Run:
                            obs=slot.obs, action=actions[i], reward=reward, next_obs=obs, terminated=terminated,
                            truncated=truncated or (capped and not terminated), info=info,
                            actor=self.actor_name if sources is None else str(sources[i]), frame=frame,
-                           label=None if labels is None else labels[i])
+                           label=None if labels is None else labels[i],
+                           computed={} if computed is None else computed[i])
             slot.obs, slot.length = obs, slot.length + 1
             for sink in self.sinks:
                 sink.on_step(t)

@@ -73,6 +73,7 @@ class EpisodeWriter(Sink):
 
     def _arrays(self, run: list[Transition]) -> dict[str, np.ndarray]:
         arrays = {f"obs.{key}": np.stack([_stored(t.obs[key]) for t in run]) for key in self.obs_keys}
+        arrays.update({f"procedure.{name}": np.stack([t.computed[name] for t in run]) for name in run[0].computed})
         actions = [t.label if self.labelled else t.action for t in run]
         if any(a is None for a in actions):
             raise ValueError("a labelled writer needs an actor with `labels` (the expert's action per row)")
