@@ -1,4 +1,4 @@
-"""Worker processes die with their parent, however it dies (collect's pool, eval's env workers)."""
+"""Worker processes die with their parent, however it dies (collect's and eval's env workers)."""
 
 from __future__ import annotations
 
@@ -12,11 +12,16 @@ import pytest
 
 PARENTS = {
     "collect": """
-import multiprocessing, time
-from imitari.envs.collect import _episodes
-episodes = _episodes("builtin/reach", list(range(10_000)), 2)
-next(episodes)
-print(" ".join(str(p.pid) for p in multiprocessing.active_children()), flush=True)
+import multiprocessing, tempfile, threading, time
+from imitari.envs.collect import collect
+out = tempfile.mkdtemp() + "/data"
+threading.Thread(target=collect, args=("builtin/reach", out), kwargs={"episodes": 10_000, "workers": 2, "progress": False},
+                 daemon=True).start()
+workers = []
+while len(workers) < 2:
+    time.sleep(0.05)
+    workers = [p for p in multiprocessing.active_children() if p.name.startswith("imitari-env")]
+print(" ".join(str(p.pid) for p in workers), flush=True)
 time.sleep(60)
 """,
     "eval": """

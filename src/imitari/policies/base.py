@@ -246,6 +246,9 @@ class Policy(nn.Module, ABC):
     train_defaults: ClassVar[Mapping[str, Any]] = {"lr": 1e-4}
     """`TrainConfig` fields this policy trains with where the run config leaves them unset; a
     subclass lists only what differs from its bases (`all_train_defaults` merges them)."""
+    takes_cameras: ClassVar[bool] = True
+    """Whether the policy accepts camera keys (through the image `ObsEncoder`); False for policies
+    built around one observation layout, such as procedure cloning's maze maps."""
     retired_buffers: ClassVar[tuple[str, ...]] = ()
     """Buffers that checkpoints of older versions hold and this version dropped; ignored on load."""
 
