@@ -47,6 +47,7 @@ class EpisodeWriter(Sink):
         self.ds, self.obs_keys, self.source, self.labelled = ds, list(obs_keys), source, labelled
         self.keep, self.extra, self.on_episode = keep, dict(extra or {}), on_episode
         self.with_actor = ACTOR_FEATURE in ds.features
+        self._dtypes = {key: ds.features[f"obs.{key}"][1] for key in self.obs_keys}  # uint8 for camera frames
         self._open: dict[int, _Episode] = {}
 
     def on_start(self, episode: int, seed: int, obs: dict[str, np.ndarray], frame: np.ndarray | None) -> None:
@@ -72,7 +73,7 @@ class EpisodeWriter(Sink):
         return runs
 
     def _arrays(self, run: list[Transition]) -> dict[str, np.ndarray]:
-        arrays = {f"obs.{key}": np.stack([_stored(t.obs[key]) for t in run]) for key in self.obs_keys}
+        arrays = {f"obs.{key}": np.stack([np.asarray(t.obs[key], dtype=self._dtypes[key]) for t in run]) for key in self.obs_keys}
         arrays.update({f"procedure.{name}": np.stack([t.computed[name] for t in run]) for name in run[0].computed})
         actions = [t.label if self.labelled else t.action for t in run]
         if any(a is None for a in actions):
@@ -97,9 +98,3 @@ class EpisodeWriter(Sink):
             written += len(run)
         if self.on_episode is not None:
             self.on_episode({"seed": seed, "success": ep.success, "written": written, "length": ep.length})
-
-
-def _stored(value: object) -> np.ndarray:
-    """An observation as the store keeps it: camera frames stay uint8, the rest float32."""
-    array = np.asarray(value)
-    return array if array.dtype == np.uint8 else array.astype(np.float32)
