@@ -61,8 +61,10 @@ def test_partial_runs_merge_into_one_table(tmp_path: Path, monkeypatch) -> None:
     assert float(rows[0]["success_rate"]) == 1.0 and rows[0]["updates"] == ""
     routes = json.loads(rows[2]["behaviour_shares"])
     assert set(routes) == {"0", "1"} and float(rows[2]["behaviour_entropy"]) > 0.5, "the expert takes both routes"
+    assert rows[0]["conditional_entropy"] == "", "reach has no behaviour labels, so no repeats"
+    assert all(0.0 <= float(r["conditional_entropy"]) <= 1.0 for r in rows[2:]), "repeats ran on two_routes"
     text = md.read_text()
-    assert "expert (scripted)" in text and "95% CI" in text and "behaviour entropy" in text
+    assert "expert (scripted)" in text and "95% CI" in text and "behaviour entropy" in text and "conditional entropy" in text
     assert (out / "results.png").read_bytes()[:4] == b"\x89PNG"
 
     trained = _spy(monkeypatch, "run")

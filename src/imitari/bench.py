@@ -261,12 +261,18 @@ def _workers(suite: Suite, cfg: BenchConfig) -> int | None:
     return cfg.workers if cfg.workers is not None else suite.workers
 
 
-def _evaluate(policy: Any, task: str, seeds: list[int], suite: Suite, cfg: BenchConfig) -> EvalSummary:
+def _evaluate(policy: Any, task: str, seeds: list[int], suite: Suite, cfg: BenchConfig) -> tuple[EvalSummary, Any]:
+    """The summary of `policy` on `seeds`, and D3IL's conditional behaviour entropy on tasks
+    with behaviour labels (`repeated_entropy`: REPEATS more rollouts from each of the first
+    REPEAT_STARTS seeds; None elsewhere)."""
     from imitari.eval.rollout import evaluate
+    from imitari.pipeline import REPEAT_STARTS, REPEATS, repeated_entropy
 
-    results, _ = evaluate(policy, task, seeds=seeds, num_envs=min(len(seeds), 50), workers=_workers(suite, cfg),
-                          progress=cfg.progress)
-    return summarize(results)
+    num_envs, workers = min(len(seeds), 50), _workers(suite, cfg)
+    results, _ = evaluate(policy, task, seeds=seeds, num_envs=num_envs, workers=workers, progress=cfg.progress)
+    conditional = repeated_entropy(policy, task, results, seeds=seeds[:REPEAT_STARTS], repeats=REPEATS,
+                                   num_envs=min(REPEAT_STARTS, num_envs), workers=workers)
+    return summarize(results), conditional
 
 
 def _device(name: str) -> tuple[str, str]:
@@ -310,8 +316,9 @@ def run_bench(cfg: BenchConfig, *, suite: Suite | None = None) -> Path:
         print(collect(task, data, episodes=suite.demos, seed_start=suite.demo_seed_start,
                       workers=_workers(suite, cfg), progress=cfg.progress))
         if (task, bench_table.EXPERT, "") not in done:
-            summary = _evaluate(expert_policy(task), task, seeds, suite, cfg)
-            bench_table.append_row(csv_path, bench_table.summary_row(task, bench_table.EXPERT, summary, seeds=seeds))
+            summary, conditional = _evaluate(expert_policy(task), task, seeds, suite, cfg)
+            bench_table.append_row(csv_path, bench_table.summary_row(task, bench_table.EXPERT, summary, seeds=seeds,
+                                                                     conditional_entropy=conditional))
             print(f"[bench] {task} / expert: {format_summary(summary)}", flush=True)
         for spec in specs:
             for seed in train_seeds:
@@ -325,9 +332,10 @@ def run_bench(cfg: BenchConfig, *, suite: Suite | None = None) -> Path:
                 updates, cpu_seconds = _train(spec, suite, data, run, cfg, seed)
                 wall = time.perf_counter() - start
                 policy, reported = _reported(run, device)
-                summary = _evaluate(policy, task, seeds, suite, cfg)
+                summary, conditional = _evaluate(policy, task, seeds, suite, cfg)
                 bench_table.append_row(csv_path, bench_table.summary_row(
-                    task, spec.label, summary, seeds=seeds, train_seed=seed, updates=updates,
+                    task, spec.label, summary, seeds=seeds, conditional_entropy=conditional, train_seed=seed,
+                    updates=updates,
                     cpu_minutes=round(cpu_seconds / 60, 4), budget_cpu_minutes=suite.budget_cpu_minutes,
                     params=policy.num_parameters(), device=device_name, **reported,
                 ))

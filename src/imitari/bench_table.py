@@ -26,7 +26,7 @@ EXPERT = "expert"
 FIELDS = [
     "task", "policy", "train_seed", "episodes", "successes", "success_rate", "ci_low", "ci_high", "mean_return",
     "mean_length", "behaviour_shares", "behaviour_entropy", "updates", "reported_step", "reported_from",
-    "cpu_minutes", "budget_cpu_minutes", "params", "device", "eval_seeds", "score",
+    "cpu_minutes", "budget_cpu_minutes", "params", "device", "eval_seeds", "score", "conditional_entropy",
 ]
 """CSV columns. train_seed: `TrainConfig.seed` of the run (blank for the expert; a CSV written
 before the column existed reads as seed 0); ci_low/ci_high: the 95% Wilson interval of the
@@ -34,10 +34,13 @@ success rate; behaviour_shares: JSON {label: share} over the episodes that repor
 label (blank if none do); updates and cpu_minutes: gradient updates done and process CPU
 minutes spent in training; reported_step and reported_from: the step of the checkpoint that
 was evaluated, and whether it was the run's best by validation success or its latest; score: the
-mean per-episode score of tasks that report one (PushT), blank for the others."""
+mean per-episode score of tasks that report one (PushT), blank for the others;
+conditional_entropy: D3IL's conditional behaviour entropy over repeated rollouts from the same
+starts (`imitari.pipeline.repeated_entropy`), blank on tasks without behaviour labels."""
 
 
-def summary_row(task: str, policy: str, summary: EvalSummary, *, seeds: Sequence[int], **extra: Any) -> dict[str, Any]:
+def summary_row(task: str, policy: str, summary: EvalSummary, *, seeds: Sequence[int],
+                conditional_entropy: float | None = None, **extra: Any) -> dict[str, Any]:
     """A CSV row from an evaluation summary; `extra` fills the training columns."""
     return {
         "task": task, "policy": policy, "episodes": summary.n, "successes": summary.successes,
@@ -46,6 +49,7 @@ def summary_row(task: str, policy: str, summary: EvalSummary, *, seeds: Sequence
         "behaviour_shares": json.dumps(summary.route_shares) if summary.route_shares is not None else "",
         "behaviour_entropy": summary.behaviour_entropy if summary.behaviour_entropy is not None else "",
         "eval_seeds": f"{seeds[0]}-{seeds[-1]}", "score": "" if summary.mean_score is None else round(summary.mean_score, 4),
+        "conditional_entropy": "" if conditional_entropy is None else round(conditional_entropy, 4),
         **extra,
     }
 
@@ -177,8 +181,9 @@ def _shares(group: Group) -> str:
 
 
 
-def _entropy(group: Group) -> str:
-    values = [float(r["behaviour_entropy"]) for r in group.rows if r["behaviour_entropy"]]
+def _entropy(group: Group, key: str = "behaviour_entropy") -> str:
+    """The mean of an entropy column over the seeds that report it."""
+    values = [float(r[key]) for r in group.rows if r[key]]
     return f"{statistics.fmean(values):.2f}" if values else "-"
 
 
@@ -200,7 +205,7 @@ def markdown(rows: list[dict[str, str]], tasks: Sequence[str] = (), *, split: st
     behaviours = any(r["behaviour_shares"] for r in rows)
     header = ["task", "policy", "seeds", f"success ({split} seeds)", "min-max", "std", "95% CI", "updates",
               "CPU-min", "params", "reported"]
-    header += ["behaviour shares", "behaviour entropy"] if behaviours else []
+    header += ["behaviour shares", "behaviour entropy", "conditional entropy"] if behaviours else []
     scored = any(r.get("score") for r in rows)
     header += ["score"] if scored else []
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -219,7 +224,7 @@ def markdown(rows: list[dict[str, str]], tasks: Sequence[str] = (), *, split: st
             _reported(g),
         ]
         if behaviours:
-            cells += [_shares(g), _entropy(g)]
+            cells += [_shares(g), _entropy(g), _entropy(g, "conditional_entropy")]
         if scored:
             cells.append(g.column_mean("score", ".3f"))
         lines.append("| " + " | ".join(cells) + " |")

@@ -14,6 +14,12 @@ from typing import Any
 
 from imitari.config import ConfigError, check_counts, check_types
 
+REPEATS = 5
+"""Rollouts more from each repeated start for the conditional behaviour entropy (`imitari eval
+--repeats` and `imitari bench`)."""
+REPEAT_STARTS = 10
+"""How many of the first evaluation seeds are repeated."""
+
 
 def evaluate_run(
     run: Path,
@@ -24,8 +30,8 @@ def evaluate_run(
     workers: int | None = None,
     expert: bool = False,
     seed_start: int = 100_000,
-    repeats: int = 5,
-    repeat_starts: int = 10,
+    repeats: int = REPEATS,
+    repeat_starts: int = REPEAT_STARTS,
 ) -> Path:
     """Roll out a run's reported checkpoint (its best by validation success, else its latest) on seeds disjoint from its demos; write eval JSON.
 
