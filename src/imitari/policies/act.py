@@ -43,7 +43,8 @@ import torch
 from torch import nn
 
 from imitari.config import ConfigError
-from imitari.policies.base import Generators, ObsHistory, Policy, PolicyConfig, Shapes
+from imitari.policies.base import Generators, Policy, PolicyConfig, Shapes
+from imitari.policies.env_buffers import ObsHistory
 from imitari.policies.nn.transformer import (
     LearnedPositions,
     TransformerDecoder,

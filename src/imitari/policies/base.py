@@ -49,6 +49,7 @@ from torch import nn
 from imitari.config import ConfigError
 from imitari.policies.nn.image_encoders import ImageBackbone, ImageOptions, scale_images
 from imitari.policies.nn.obs_encoder import ObsEncoder, make_obs_encoder
+from imitari.policies.env_buffers import ActionQueue, ObsHistory, PastActions
 from imitari.policies.normalizer import Normalizer, NormMode
 from imitari.policies.phases import Phase
 
@@ -160,84 +161,6 @@ class PolicyConfig:
     def past_rows(self) -> int:
         """P: the chunk row of the current step (`past_horizon`, or obs_horizon-1 when None)."""
         return self.obs_horizon - 1 if self.past_horizon is None else self.past_horizon
-
-
-class ObsHistory:
-    """The last `horizon` observations of each of `n` envs; an env's first one fills its window."""
-
-    def __init__(self, n: int, horizon: int) -> None:
-        self.n, self.horizon = n, horizon
-        self._windows: dict[str, np.ndarray] = {}
-        self._fresh = np.ones(n, dtype=bool)
-
-    def push(self, obs: Mapping[str, np.ndarray]) -> None:
-        """Append one step `{key: (n, ...)}`, dropping each env's oldest observation."""
-        for key, value in obs.items():
-            value = np.asarray(value)
-            window = self._windows.get(key)
-            if window is None:
-                dtype = np.result_type(value.dtype, np.float32)
-                window = self._windows[key] = np.empty((self.n, self.horizon, *value.shape[1:]), dtype=dtype)
-            window[:, :-1] = window[:, 1:]
-            window[:, -1] = value
-            window[self._fresh] = value[self._fresh, None]
-        self._fresh[:] = False
-
-    def windows(self, env_ids: np.ndarray) -> dict[str, np.ndarray]:
-        """`{key: (len(env_ids), horizon, ...)}`, oldest step first."""
-        return {key: window[env_ids] for key, window in self._windows.items()}
-
-    def clear(self, env_ids: Sequence[int]) -> None:
-        """Forget these envs' history: their next observation fills their window."""
-        self._fresh[list(env_ids)] = True
-
-
-class ActionQueue:
-    """Per-env queue of up to `length` actions still to execute."""
-
-    def __init__(self, n: int, length: int, action_dim: int) -> None:
-        self.length = length
-        self._actions = np.zeros((n, length, action_dim), dtype=np.float32)
-        self._next = np.full(n, length, dtype=np.int64)
-
-    def empty(self) -> np.ndarray:
-        """Indices of the envs with no action left."""
-        return np.flatnonzero(self._next >= self.length)
-
-    def fill(self, env_ids: np.ndarray, actions: np.ndarray) -> None:
-        """Replace these envs' queues with `actions` (len(env_ids), length, A)."""
-        self._actions[env_ids] = actions
-        self._next[env_ids] = 0
-
-    def pop(self) -> np.ndarray:
-        """The next action of every env, (n, A); no queue may be empty."""
-        if (self._next >= self.length).any():
-            raise RuntimeError("pop() from an empty action queue; fill() the envs returned by empty() first")
-        actions = self._actions[np.arange(len(self._next)), self._next]
-        self._next += 1
-        return actions
-
-    def clear(self, env_ids: Sequence[int]) -> None:
-        self._next[list(env_ids)] = self.length
-
-
-class PastActions:
-    """Per-env record of the last `length` actions executed since the env's reset."""
-
-    def __init__(self, n: int, length: int, action_dim: int) -> None:
-        self.actions = np.zeros((n, length, action_dim), dtype=np.float32)
-        """Row length-1 is the latest action; rows before `count` from the end are stale."""
-        self.count = np.zeros(n, dtype=np.int64)
-        """Actions executed since the reset, capped at `length`."""
-
-    def push(self, actions: np.ndarray) -> None:
-        """Record one executed action per env, `(n, action_dim)`."""
-        self.actions[:, :-1] = self.actions[:, 1:]
-        self.actions[:, -1] = actions
-        self.count = np.minimum(self.count + 1, self.actions.shape[1])
-
-    def clear(self, env_ids: Sequence[int]) -> None:
-        self.count[list(env_ids)] = 0
 
 
 class Policy(nn.Module, ABC):

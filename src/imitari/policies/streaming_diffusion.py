@@ -64,7 +64,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from imitari.config import ConfigError
-from imitari.policies.base import ActionQueue, ObsHistory, Shapes
+from imitari.policies.base import Shapes
+from imitari.policies.env_buffers import ActionQueue, ObsHistory
 from imitari.policies.diffusion import DiffusionBasePolicy, DiffusionConfig, mlp_denoiser, unet_denoiser
 from imitari.policies.nn.obs_encoder import ObsEncoder
 
