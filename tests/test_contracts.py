@@ -157,6 +157,8 @@ def test_learner_updates_and_resumes_exactly(name: str, tmp_path: Path) -> None:
 
 TINY_ONLINE: dict[str, dict[str, Any]] = {
     "sac": {"learning_starts": 200, "updates_per_step": 0.05, "critic_hidden": [16, 16], "buffer_size": 500},
+    "rlif": {"learning_starts": 200, "updates_per_step": 0.05, "critic_hidden": [16, 16], "buffer_size": 500,
+             "expert_noise": 0.1},
     "ppo": {"rollout_steps": 200, "minibatch_size": 64, "epochs": 1, "value_hidden": [16, 16], "buffer_size": 500},
 }
 """Per online learner: options that make a round of 2 episodes (200 steps) every few updates, and a ring that wraps."""

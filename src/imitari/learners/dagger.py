@@ -80,7 +80,7 @@ class InteractiveConfig:
         return list(range(first, first + self.episodes_per_round))
 
 
-class _Mixture:
+class Mixture:
     """Both actors on every row; a rule picks whose action runs. `sources` and `labels` (the
     expert's actions) describe the last `act` for the engine."""
 
@@ -111,6 +111,11 @@ class _Mixture:
         key = [self.seed, self.round, self.episode_seeds.get(slot, 0), self.steps.get(slot, 0)]
         return float(np.random.default_rng(key).random())
 
+    def choose(self, obs: dict[str, np.ndarray], mine: np.ndarray, theirs: np.ndarray) -> list[bool]:
+        """Per row, whether the expert's action runs (`expert_acts` on the L2 distance of the two actions)."""
+        distance = np.linalg.norm((mine - theirs).reshape(len(mine), -1), axis=1)
+        return [self.expert_acts(i, float(distance[i])) for i in range(len(mine))]
+
     def expert_acts(self, slot: int, distance: float) -> bool:
         raise NotImplementedError
 
@@ -120,8 +125,7 @@ class _Mixture:
         with torch.no_grad():
             mine = np.asarray(self.policy.act(obs), dtype=np.float32)
             theirs = np.asarray(self.expert.act(obs), dtype=np.float32)
-        distance = np.linalg.norm((mine - theirs).reshape(len(mine), -1), axis=1)
-        chosen = [self.expert_acts(i, float(distance[i])) for i in range(len(mine))]
+        chosen = self.choose(obs, mine, theirs)
         for i in range(len(mine)):
             self.steps[i] = self.steps.get(i, 0) + 1
         self.sources = [self.expert_source if c else "policy" for c in chosen]
@@ -129,7 +133,7 @@ class _Mixture:
         return np.where(np.asarray(chosen).reshape(-1, *[1] * (mine.ndim - 1)), theirs, mine)
 
 
-class _BetaMixture(_Mixture):
+class _BetaMixture(Mixture):
     """DAgger's actor: the expert with probability beta at each step, else the policy."""
 
     def __init__(self, policy: Actor, expert: Actor, *, seed: int, round_: int, beta: float) -> None:
@@ -140,7 +144,7 @@ class _BetaMixture(_Mixture):
         return self.uniform(slot) < self.beta
 
 
-class _Takeover(_Mixture):
+class _Takeover(Mixture):
     """HG-DAgger's actor: the policy, until it leaves the tolerance and the expert takes over."""
 
     expert_source = "intervention"

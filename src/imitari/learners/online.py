@@ -152,16 +152,22 @@ class OnlineLearner(Learner):
         self._round_start = self.replay.episodes
         first = TRAIN_SEED_START + 1_000_000 * self.cfg.seed + self.replay.episodes
         seeds = list(range(first, first + episodes))
-        if random:
-            engine.run(self.random_actor, seeds, [self.replay], actor_name="random")
-        else:
-            with self.policy.exploring():
-                self.policy.eval()
-                engine.run(self.policy, seeds, [self.replay], actor_name="policy")
-                self.policy.train()
+        actor, name = (self.random_actor, "random") if random else (self.policy, "policy")
+        with self.policy.exploring():
+            self.policy.eval()
+            engine.run(self.rollout_actor(actor), seeds, [self.rollout_sink()], actor_name=name)
+            self.policy.train()
         self._round_start = self.replay.episodes
         returns = self.replay.pop_returns()
         return {"rollout/return": float(np.mean(returns)), "env_steps": float(self.replay.added)}
+
+    def rollout_actor(self, actor: Any) -> Any:
+        """Who acts in a round, given the learner's own actor (a learner with a teacher wraps it)."""
+        return actor
+
+    def rollout_sink(self) -> Any:
+        """Where a round's transitions go: the replay buffer (a learner may relabel on the way)."""
+        return self.replay
 
     # --- batches --------------------------------------------------------------------------
     def tensors(self, rows: Mapping[str, np.ndarray]) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from imitari.learners.base import Learner
 from imitari.learners.dagger import DAggerLearner, HGDAggerLearner
 from imitari.learners.offline import OfflineLearner
 from imitari.learners.ppo import PPOLearner
+from imitari.learners.rlif import RLIFLearner
 from imitari.learners.sac import SACLearner
 
 _REGISTRY: dict[str, type[Learner]] = {}
@@ -42,3 +43,4 @@ register_learner("dagger", DAggerLearner)
 register_learner("hg_dagger", HGDAggerLearner)
 register_learner("sac", SACLearner)
 register_learner("ppo", PPOLearner)
+register_learner("rlif", RLIFLearner)

@@ -117,6 +117,10 @@ class SACLearner(OnlineLearner):
             metrics = self.play(engine)
         return metrics
 
+    def sample(self, batch_size: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        """An update's replay rows (a learner with demonstrations mixes them in)."""
+        return self.replay.sample(batch_size, rng)
+
     def _q(self, net: TwinCritic, obs: Mapping[str, torch.Tensor], action: torch.Tensor) -> torch.Tensor:
         return net(torch.cat([self.flat_obs(obs), action], dim=1))
 
@@ -134,7 +138,7 @@ class SACLearner(OnlineLearner):
         """One SAC update on a replay batch (the loop's `batch` is None for online learners)."""
         cfg, opts = self.cfg, self.options
         torch.manual_seed(cfg.seed * 1_000_003 + step)
-        b = self.tensors(self.replay.sample(cfg.batch_size, np.random.default_rng([cfg.seed, step, 11])))
+        b = self.tensors(self.sample(cfg.batch_size, np.random.default_rng([cfg.seed, step, 11])))
         alpha = self.log_alpha.detach().exp()
         with torch.no_grad():
             next_action, next_logp = self.policy.sample(b["next_obs"])
