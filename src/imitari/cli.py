@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from imitari.config import ConfigError, load_file, merge, nest, parse_overrides
+from imitari.pipeline import REPEAT_STARTS, REPEATS
 from imitari.suites import SUITES
 
 
@@ -212,8 +213,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=None, help="env worker processes (default: CPU count)")
     p.add_argument("--expert", action="store_true", help="also evaluate the expert on the same seeds")
     p.add_argument("--seed-start", type=int, default=100_000, help="first evaluation seed")
-    p.add_argument("--repeats", type=int, default=5, help="on tasks with behaviour labels: rollouts more from each "
-                   "of the first 10 seeds, for the conditional behaviour entropy (0: none)")
+    p.add_argument("--repeats", type=int, default=REPEATS, help="on tasks with behaviour labels: rollouts more from "
+                   f"each of the first {REPEAT_STARTS} seeds, for the conditional behaviour entropy (0: none)")
     p.set_defaults(func=_cmd_eval)
 
     p = sub.add_parser(
