@@ -12,7 +12,8 @@ Run with the LeRobot peer venv (benchmarks/peers/lerobot_venv.sh), imitari on th
 
 LeRobot 0.4.4 decodes video with torchcodec, or with torchvision's `io.VideoReader`, which
 torchvision 0.28 no longer has; so the venv needs a torchcodec wheel built for its torch (none
-was on this machine's package index on 2026-12-01, so this comparison is not measured yet).
+was on this machine's package index on 2026-12-01; the torchcodec 0.17.0 that appeared later is a
+CUDA build needing libc10_cuda.so, so this comparison is not measured yet).
 """
 
 from __future__ import annotations
