@@ -103,7 +103,7 @@ def main() -> None:
         for learner in ("dagger", "hg_dagger"):
             run = _train(out / f"{learner}_s{seed}", {
                 **common, "data": str(out / "demos"), "learner": learner, "seed": seed,
-                "interactive": {"rounds": args.rounds, "episodes_per_round": args.episodes_per_round}})
+                "learner_config": {"rounds": args.rounds, "episodes_per_round": args.episodes_per_round}})
             labels = json.loads((run / "rounds.json").read_text())[-1]["expert_labels"]
             runs[learner] = (run, labels, args.demos)
         targets = {"bc_demos": sum(lengths[: args.demos]),

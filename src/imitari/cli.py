@@ -197,9 +197,9 @@ def build_parser() -> argparse.ArgumentParser:
         "train",
         help="train a policy on a dataset",
         description="Any TrainConfig field is an option (--steps 2000, --batch-size 64); policy fields "
-        "go under --policy.FIELD (e.g. --policy diffusion --policy.down_dims 32,64,128); interactive learners' "
-        "under --interactive.FIELD (e.g. --learner dagger --interactive.rounds 5 --interactive.episodes_per_round 10; "
-        "docs/interactive.md).",
+        "go under --policy.FIELD (e.g. --policy diffusion --policy.down_dims 32,64,128); a learner's options "
+        "under --learner_config.FIELD (e.g. --learner dagger --learner_config.rounds 5 "
+        "--learner_config.episodes_per_round 10; docs/interactive.md).",
     )
     p.add_argument("--config", help="YAML/JSON file with config keys (command-line options win)")
     p.add_argument("--resume", help="run directory to continue from its latest checkpoint")

@@ -16,7 +16,7 @@ from imitari.data.store import Dataset
 from imitari.envs.collect import collect
 from imitari.envs.experts import ExpertPolicy, load_expert
 from imitari.learners.config import TrainConfig
-from imitari.learners.dagger import DAggerLearner, HGDAggerLearner, InteractiveConfig
+from imitari.learners.dagger import DAggerLearner, DAggerOptions, HGDAggerLearner
 from imitari.learners.loop import resume, train
 from imitari.rollouts.engine import ACTORS, RolloutEngine, Sink, Transition
 from imitari.rollouts.writer import EpisodeWriter
@@ -71,7 +71,7 @@ def _play(tmp_path: Path, actor, keep):  # type: ignore[no-untyped-def]
 
 
 def test_hg_dagger_adds_only_the_takeover_steps(tmp_path: Path) -> None:
-    cfg = TrainConfig(data="x", interactive=InteractiveConfig(tolerance=0.5, min_takeover=3))
+    cfg = TrainConfig(data="x", learner="hg_dagger", learner_config={"tolerance": 0.5, "min_takeover": 3})
     actor = HGDAggerLearner.actor(Wobbly(TASK), ExpertPolicy(TASK), 1, cfg)
     ds, steps = _play(tmp_path, actor, HGDAggerLearner.keep())
     takeovers = [t for t in steps if t.actor == "intervention"]
@@ -88,7 +88,7 @@ def test_hg_dagger_adds_only_the_takeover_steps(tmp_path: Path) -> None:
 
 
 def test_dagger_labels_every_visited_state_with_the_expert(tmp_path: Path) -> None:
-    cfg = TrainConfig(data="x", interactive=InteractiveConfig(beta=0.5))
+    cfg = TrainConfig(data="x", learner="dagger", learner_config={"beta": 0.5})
     ds, steps = _play(tmp_path, DAggerLearner.actor(Still(), ExpertPolicy(TASK), 1, cfg), DAggerLearner.keep())
     actors = [t.actor for t in steps]
     assert ds.n_steps == len(steps) and 0.3 < actors.count("expert") / len(actors) < 0.7  # beta 0.5
@@ -101,7 +101,7 @@ def test_dagger_labels_every_visited_state_with_the_expert(tmp_path: Path) -> No
 def _config(demos: Path, out: Path, learner: str = "dagger") -> dict:
     return {"data": str(demos), "out": str(out), "learner": learner, "steps": 30, "warmup_steps": 5,
             "batch_size": 32, "progress": False, "ckpt_every": 10,
-            "interactive": {"rounds": 2, "episodes_per_round": 2, "warm_start": True}}
+            "learner_config": {"rounds": 2, "episodes_per_round": 2, "warm_start": True}}
 
 
 @pytest.fixture(scope="module")
@@ -138,7 +138,7 @@ def test_an_interrupted_run_resumes_to_the_same_data_and_weights(demos: Path, tm
     assert main(["eval", str(straight), "--episodes", "2", "--num-envs", "2", "--workers", "1"]) == 0
     # a trained checkpoint serves as the expert as well as a scripted one does
     expert, twin = load_expert(TASK, str(straight)), load_expert(TASK, str(straight))
-    cfg = TrainConfig(data="x", interactive=InteractiveConfig(beta=1.0))
+    cfg = TrainConfig(data="x", learner="dagger", learner_config={"beta": 1.0})
     _, steps = _play(tmp_path / "by_checkpoint", DAggerLearner.actor(Still(), expert, 1, cfg), None)
     twin.reset(env_ids=[0], seeds=[0])
     assert all(t.actor == "expert" for t in steps)
@@ -147,11 +147,11 @@ def test_an_interrupted_run_resumes_to_the_same_data_and_weights(demos: Path, tm
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--interactive.rounds", "0"], "rounds must be >= 1"),
-    (["--interactive.beta", "1.5"], "beta must be <= 1"),
-    (["--interactive.round", "2"], "did you mean 'rounds'"),
-    (["--interactive.rollout_seed_start", "1500"], "overlap the evaluation seeds"),
-    (["--interactive.expert", "/no/such/run"], "neither 'task' nor an existing run"),
+    (["--learner_config.rounds", "0"], "rounds must be >= 1"),
+    (["--learner_config.beta", "1.5"], "beta must be <= 1"),
+    (["--learner_config.round", "2"], "did you mean 'rounds'"),
+    (["--learner_config.rollout_seed_start", "1500"], "overlap the evaluation seeds"),
+    (["--learner_config.expert", "/no/such/run"], "neither 'task' nor an existing run"),
     (["--learner", "dager"], "did you mean 'dagger'"),
 ])
 def test_bad_configs_fail_in_one_line(demos: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
@@ -165,7 +165,7 @@ def test_bad_configs_fail_in_one_line(demos: Path, tmp_path: Path, capsys: pytes
 
 def test_interactive_config_validates_itself() -> None:
     with pytest.raises(ConfigError, match="tolerance must be > 0"):
-        InteractiveConfig(tolerance=0)
+        DAggerOptions(tolerance=0)
 
 
 def test_dagger_rounds_learn_beyond_the_demonstrations(demos: Path, tmp_path: Path) -> None:
@@ -181,7 +181,7 @@ def test_dagger_rounds_learn_beyond_the_demonstrations(demos: Path, tmp_path: Pa
 
     cfg = {**_config(demos, tmp_path / "dagger"), "steps": 300, "warmup_steps": 30, "batch_size": 64, "ckpt_every": 300,
            "policy": {"name": "bc", "obs_horizon": 1, "action_horizon": 1, "exec_horizon": 1},
-           "interactive": {"rounds": 2, "episodes_per_round": 5}}
+           "learner_config": {"rounds": 2, "episodes_per_round": 5}}
     run = train(cfg)
     seeds = list(range(TEST_SEED_START, TEST_SEED_START + 40))
 
@@ -211,7 +211,7 @@ def test_hg_dagger_beats_bc_at_equal_expert_labels(reach_dataset: Path, tmp_path
     first10 = tmp_path / "first10"
     collect(TASK, first10, episodes=10, workers=1, progress=False)  # the same episodes as seeds 0-9
     run = train({**common, "data": str(first10), "out": str(tmp_path / "hg"), "learner": "hg_dagger",
-                 "interactive": {"rounds": 2, "episodes_per_round": 10}})
+                 "learner_config": {"rounds": 2, "episodes_per_round": 10}})
     labels = json.loads((run / "rounds.json").read_text())[-1]["expert_labels"]
     k = next(i + 1 for i in range(len(lengths)) if sum(lengths[: i + 1]) >= labels)
     bc_data = tmp_path / f"first{k}"

@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from imitari.config import ConfigError, check_number, check_types, from_dict, to_dict
-from imitari.learners.dagger import InteractiveConfig
 from imitari.learners.registry import get_learner
 from imitari.policies.base import PolicyConfig
 from imitari.policies.registry import get_policy
@@ -84,8 +83,6 @@ class TrainConfig:
     threads: int | None = None
     """torch CPU threads; None leaves torch's default."""
     progress: bool = True
-    interactive: InteractiveConfig = field(default_factory=InteractiveConfig)
-    """The rounds of an interactive learner (dagger, hg_dagger): `--interactive.FIELD`."""
 
     def __post_init__(self) -> None:
         check_types(self)

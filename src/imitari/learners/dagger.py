@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, ClassVar
 import numpy as np
 import torch
 
-from imitari.config import ConfigError, check_number, check_types
+from imitari.config import ConfigError, check_number, check_types, from_dict
 from imitari.envs.experts import TASK_EXPERT
 from imitari.learners.offline import OfflineLearner
 from imitari.rollouts.engine import Actor, Transition, accepts_seeds
@@ -36,8 +36,9 @@ if TYPE_CHECKING:
 
 
 @dataclass
-class InteractiveConfig:
-    """The rounds of an interactive learner (`--learner dagger|hg_dagger`, fields `--interactive.FIELD`)."""
+class DAggerOptions:
+    """The rounds of an interactive learner (`--learner dagger|hg_dagger`): `TrainConfig.learner_config`,
+    `--learner_config.FIELD` on the command line, as every learner's options."""
 
     rounds: int = 3
     """Rounds of collection after the first training on the demonstrations (then a retraining each)."""
@@ -72,7 +73,7 @@ class InteractiveConfig:
         last = self.rollout_seed_start + self.rounds * self.episodes_per_round
         if self.rollout_seed_start < 3000 and last > 1000 or last > 100_000:
             raise ConfigError(f"rollout seeds {self.rollout_seed_start}-{last - 1} overlap the evaluation seeds "
-                              "(1000-2999 and from 100000): pick --interactive.rollout_seed_start from 3000")
+                              "(1000-2999 and from 100000): pick --learner_config.rollout_seed_start from 3000")
 
     def seeds(self, round_: int) -> list[int]:
         """The episode seeds of collection round `round_` (1-based)."""
@@ -177,10 +178,20 @@ class DAggerLearner(OfflineLearner):
     source: ClassVar[str] = "dagger"
     """The `source` of the episodes this learner adds."""
 
+    @staticmethod
+    def options(cfg: TrainConfig) -> DAggerOptions:
+        """The rounds' options, from `cfg.learner_config`."""
+        return from_dict(DAggerOptions, cfg.learner_config, where="learner_config.")
+
+    @classmethod
+    def check_config(cls, cfg: TrainConfig) -> None:
+        cls.options(cfg)
+
     @classmethod
     def actor(cls, policy: Actor, expert: Actor, round_: int, cfg: TrainConfig) -> Actor:
         """Who acts while round `round_` (1-based) is collected."""
-        beta = cfg.interactive.beta * cfg.interactive.beta_decay ** (round_ - 1)
+        opts = cls.options(cfg)
+        beta = opts.beta * opts.beta_decay ** (round_ - 1)
         return _BetaMixture(policy, expert, seed=cfg.seed, round_=round_, beta=beta)
 
     @classmethod
@@ -196,7 +207,7 @@ class HGDAggerLearner(DAggerLearner):
 
     @classmethod
     def actor(cls, policy: Actor, expert: Actor, round_: int, cfg: TrainConfig) -> Actor:
-        icfg = cfg.interactive
+        icfg = cls.options(cfg)
         return _Takeover(policy, expert, seed=cfg.seed, round_=round_, tolerance=icfg.tolerance,
                          min_takeover=icfg.min_takeover)
 

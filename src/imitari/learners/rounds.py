@@ -15,7 +15,7 @@ directory holds its own growing dataset, so the demonstrations given are never c
     <run>/checkpoints/         the last round's reported checkpoint, for `imitari eval <run>`
 
 Round 0 trains on the demonstrations alone. Round i >= 1 first plays
-`interactive.episodes_per_round` episodes with the learner's actor (the previous round's
+`learner_config.episodes_per_round` episodes with the learner's actor (the previous round's
 reported policy and the expert) through the rollout engine, the dataset writer appending the
 steps the learner keeps, labelled with the expert's actions; then it trains, from scratch or
 from the previous round's weights. Every stage resumes: a round's episodes already in the
@@ -75,14 +75,15 @@ def _aggregate(demos: Dataset, train_filter: str | None, path: Path) -> Dataset:
 def _collect(learner_cls: Any, cfg: TrainConfig, ds: Dataset, round_: int, previous: Path, expert: Any) -> None:
     """Play round `round_`'s episodes not yet in `ds` and append the steps the learner keeps."""
     present = {info.get("seed") for info in ds.episode_info if info.get("round") == round_}
-    seeds = [s for s in cfg.interactive.seeds(round_) if s not in present]
+    opts = learner_cls.options(cfg)
+    seeds = [s for s in opts.seeds(round_) if s not in present]
     if not seeds:
         return
     policy = load_policy(reported_checkpoint(previous), device="cpu")
     obs_keys = [name[len("obs."):] for name in ds.features if name.startswith("obs.")]
     writer = EpisodeWriter(ds, obs_keys, source=learner_cls.source, labelled=True, keep=learner_cls.keep(),
                            extra={"round": round_})
-    num_envs = min(cfg.interactive.num_envs, len(seeds))
+    num_envs = min(opts.num_envs, len(seeds))
     with RolloutEngine(ds.env, num_envs=num_envs, workers=1) as engine:
         engine.run(learner_cls.actor(policy, expert, round_, cfg), seeds, [writer])
 
@@ -125,7 +126,7 @@ def _export(run_dir: Path, last: Path) -> Path:
 def train_rounds(train_cfg: TrainConfig, policy_cfg: PolicyConfig, run_dir: Path) -> Path:
     """Run (or continue) the rounds of an interactive learner in `run_dir`; returns the run directory."""
     learner_cls = get_learner(train_cfg.learner)
-    icfg = train_cfg.interactive
+    icfg = learner_cls.options(train_cfg)
     demos = Dataset.open(train_cfg.data)
     if not demos.env:
         raise ConfigError(f"{train_cfg.data}: the dataset names no task, so there is nothing to roll out in")
