@@ -15,7 +15,8 @@ from policy_testdata import OBS_DIM, SHAPES, synthetic_windows
 from safetensors.torch import load_file, save_file
 
 from imitari.config import ConfigError
-from imitari.policies.act import ActConfig, ActPolicy, TemporalEnsemble, kl_to_standard_normal
+from imitari.policies.act import ActConfig, ActPolicy, kl_to_standard_normal
+from imitari.policies.env_buffers import TemporalEnsemble
 from imitari.policies.base import Shapes
 from imitari.policies.registry import get_policy, make_policy
 
@@ -232,7 +233,7 @@ def test_config_errors_are_clear() -> None:
     with pytest.raises(ConfigError, match=r"dropout must be in \[0, 1\)"):
         ActConfig(dropout=1.0)
     with pytest.raises(ConfigError, match="ptp_candidates must be 1 for act"):
-        ActConfig(obs_horizon=2, ptp_candidates=4)
+        ActConfig(obs_horizon=2, ptp_candidates=4, temporal_ensemble=False)
     with pytest.raises(ConfigError, match=r"exec_horizon \(21\) must be <= action_horizon - obs_horizon \+ 1 = 20"):
         ActConfig(exec_horizon=21)
 

@@ -15,8 +15,9 @@ does not have to average it away.
 - Inference: z = 0 (the prior's mean), so the policy is deterministic.
 - Temporal ensembling (paper section IV, on by default): the policy is queried every step and
   executes, per env, the weighted average of all its chunks' predictions for the current step,
-  with weights w_i = exp(-m * i), i = 0 the oldest prediction (`TemporalEnsemble`). Without it,
-  `exec_horizon` actions of each chunk are executed, as by every `Policy`.
+  with weights w_i = exp(-m * i), i = 0 the oldest prediction (`PolicyConfig.temporal_ensemble`,
+  which every chunking policy has; ACT turns it on). Without it, `exec_horizon` actions of each
+  chunk are executed, as by every `Policy`.
 
 Low-dimensional state version: each observation step is one token (a linear projection of the
 normalised state); the paper's ResNet-18 image tokens are out of scope here.
@@ -34,17 +35,15 @@ about 30%, the CPU's dropout masks being slow to draw).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-import numpy as np
 import torch
 from torch import nn
 
 from imitari.config import ConfigError
 from imitari.policies.base import Generators, Policy, PolicyConfig, Shapes
-from imitari.policies.env_buffers import ObsHistory
 from imitari.policies.nn.transformer import (
     LearnedPositions,
     TransformerDecoder,
@@ -80,10 +79,7 @@ class ActConfig(PolicyConfig):
     kl_weight: float = 10.0
     """Weight of the KL term (the paper's beta)."""
     temporal_ensemble: bool = True
-    """Query every step and execute the weighted average of the chunks' predictions for it."""
-    ensemble_m: float = 0.01
-    """m of the ensembling weights exp(-m * i), i = 0 the oldest prediction: a larger m trusts
-    older predictions more (smoother), m = 0 averages them equally."""
+    """As `PolicyConfig.temporal_ensemble`, on for ACT (the paper)."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -96,8 +92,6 @@ class ActConfig(PolicyConfig):
             raise ConfigError(f"dropout must be in [0, 1) (got {self.dropout})")
         if self.kl_weight < 0:
             raise ConfigError(f"kl_weight must be >= 0 (got {self.kl_weight})")
-        if not self.ensemble_m >= 0 or not np.isfinite(self.ensemble_m):
-            raise ConfigError(f"ensemble_m must be a finite number >= 0 (got {self.ensemble_m})")
         if self.ptp_candidates > 1:
             raise ConfigError(
                 f"ptp_candidates must be 1 for act (got {self.ptp_candidates}): it predicts with z = 0, "
@@ -106,42 +100,6 @@ class ActConfig(PolicyConfig):
 
     def size(self, depth: int) -> TransformerSize:
         return TransformerSize(dim=self.dim, depth=depth, heads=self.heads, dropout=self.dropout)
-
-
-class TemporalEnsemble:
-    """Per-env chunk predictions for the coming steps, averaged per step as in ACT's temporal
-    ensembling: weights exp(-m * i) over an env's predictions for a step, i = 0 the oldest.
-
-    `push` takes one new chunk per env (rows for the current step onward), `average` gives each
-    env's weighted average for the current step; pushing the next chunks moves on one step.
-    """
-
-    def __init__(self, n: int, horizon: int, action_dim: int, *, m: float) -> None:
-        self.n, self.horizon, self.m = n, horizon, m
-        # [env, age]: the chunk predicted `age` steps ago; its row `age` is for the current step.
-        self._chunks = np.zeros((n, horizon, horizon, action_dim))
-        self._valid = np.zeros((n, horizon), dtype=bool)
-
-    def push(self, chunks: np.ndarray) -> None:
-        """Add every env's new chunk `(n, horizon, A)`; older chunks age by one step."""
-        self._chunks[:, 1:] = self._chunks[:, :-1]
-        self._valid[:, 1:] = self._valid[:, :-1]
-        self._chunks[:, 0] = chunks
-        self._valid[:, 0] = True
-
-    def average(self) -> np.ndarray:
-        """Each env's weighted average of its predictions for the current step, `(n, A)`."""
-        ages = np.arange(self.horizon)
-        predictions = self._chunks[:, ages, ages]  # (n, age, A)
-        oldest = np.where(self._valid, ages, -1).max(axis=1, keepdims=True)
-        if (oldest < 0).any():
-            raise RuntimeError("average() of an env without predictions; push() a chunk first")
-        weights = np.where(self._valid, np.exp(-self.m * np.maximum(oldest - ages, 0)), 0.0)
-        return np.einsum("na,nad->nd", weights, predictions) / weights.sum(axis=1, keepdims=True)
-
-    def clear(self, env_ids: Sequence[int]) -> None:
-        """Forget these envs' predictions (a new episode)."""
-        self._valid[list(env_ids)] = False
 
 
 def kl_to_standard_normal(mean: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:
@@ -173,7 +131,6 @@ class ActPolicy(Policy):
         self.queries = nn.Parameter(torch.randn(ta, dim) * 0.02)
         self.decoder = TransformerDecoder(config.size(config.decoder_layers))
         self.action_head = nn.Linear(dim, self.action_dim)
-        self._ensemble: TemporalEnsemble | None = None
 
     # --- network -----------------------------------------------------------------------------
     def posterior(
@@ -217,33 +174,3 @@ class ActPolicy(Policy):
         steps = self.obs_steps(obs)
         z = steps.new_zeros(steps.shape[0], self.config.latent_dim)
         return self.unnormalize_actions(self.decode(steps, z))
-
-    # --- acting, with temporal ensembling ----------------------------------------------------
-    def act(self, obs: Mapping[str, np.ndarray]) -> np.ndarray:
-        """`Policy.act`; with `temporal_ensemble`, every env predicts a chunk every step and
-        executes its ensemble's weighted average for the step."""
-        cfg = self.config
-        if not cfg.temporal_ensemble:
-            return super().act(obs)
-        n = self._batch_size(obs)
-        if self._history is None or self._ensemble is None or self._history.n != n:
-            self._history = ObsHistory(n, cfg.obs_horizon)
-            self._ensemble = TemporalEnsemble(n, cfg.action_horizon - cfg.past_rows, self.action_dim, m=cfg.ensemble_m)
-        self._history.push({key: obs[key] for key in self.shapes.obs})
-        self._ensemble.push(self.predict_envs(np.arange(n))[:, cfg.past_rows :])
-        return self._ensemble.average().astype(np.float32).reshape(n, *self.shapes.action)
-
-    def reset(
-        self, env_ids: Sequence[int] | None = None, *, seeds: Sequence[int | None] | None = None, **kwargs: Any
-    ) -> None:
-        """`Policy.reset`, also forgetting these envs' ensembled predictions; as there, an env
-        id beyond the current envs (or `env_ids=None`) starts every env afresh."""
-        super().reset(env_ids, seeds=seeds, **kwargs)
-        if self._ensemble is None:
-            return
-        ids = [] if env_ids is None else [int(i) for i in env_ids]
-        if env_ids is None or self._history is None or max(ids, default=-1) >= self._ensemble.n:
-            self._history = self._ensemble = None
-        else:
-            self._history.clear(ids)
-            self._ensemble.clear(ids)

@@ -49,7 +49,7 @@ from torch import nn
 from imitari.config import ConfigError
 from imitari.policies.nn.image_encoders import ImageBackbone, ImageOptions, scale_images
 from imitari.policies.nn.obs_encoder import ObsEncoder, make_obs_encoder
-from imitari.policies.env_buffers import ActionQueue, ObsHistory, PastActions
+from imitari.policies.env_buffers import ActionQueue, ObsHistory, PastActions, TemporalEnsemble
 from imitari.policies.normalizer import Normalizer, NormMode
 from imitari.policies.phases import Phase
 
@@ -115,6 +115,12 @@ class PolicyConfig:
     """Spatial-softmax keypoints per camera."""
     image_features: int = 64
     """Features per camera and step that the keypoints are projected to."""
+    temporal_ensemble: bool = False
+    """ACT's temporal ensembling: predict a chunk every step and execute, per env, the weighted
+    average of every chunk's prediction for the current step (`exec_horizon` is then unused)."""
+    ensemble_m: float = 0.01
+    """m of the ensembling weights exp(-m * i), i = 0 the oldest prediction: a larger m trusts
+    older predictions more (smoother), m = 0 averages them equally."""
 
     def __post_init__(self) -> None:
         for name in ("obs_horizon", "action_horizon", "exec_horizon"):
@@ -129,6 +135,11 @@ class PolicyConfig:
             raise ConfigError(f"obs_noise must be a finite number >= 0 (got {self.obs_noise})")
         if self.seed < 0:
             raise ConfigError(f"seed must be >= 0 (got {self.seed})")
+        if not 0 <= self.ensemble_m < math.inf:
+            raise ConfigError(f"ensemble_m must be a finite number >= 0 (got {self.ensemble_m})")
+        if self.temporal_ensemble and self.ptp_candidates > 1:
+            raise ConfigError("temporal_ensemble averages every chunk's prediction; ptp_candidates > 1 selects one "
+                              "chunk by its past rows: use one of the two")
         self.image_options  # noqa: B018 (ImageOptions checks the image_* fields)
         if self.past_horizon is not None and not 0 <= self.past_horizon < self.obs_horizon:
             raise ConfigError(
@@ -201,6 +212,7 @@ class Policy(nn.Module, ABC):
         self._history: ObsHistory | None = None
         self._queue: ActionQueue | None = None
         self._past: PastActions | None = None
+        self._ensemble: TemporalEnsemble | None = None
         self._generators: dict[int, torch.Generator] = {}
         if self.retired_buffers:
             self._register_load_state_dict_pre_hook(self._drop_retired_buffers)
@@ -376,10 +388,14 @@ class Policy(nn.Module, ABC):
         is empty, and pops one action per env. If N differs from the previous call, every env's
         history and queue start afresh. Call `eval()` first to disable dropout. With
         `ptp_candidates` > 1 it also records the actions it returns, as each env's executed past
-        (cleared by `reset`), and picks among the candidates by it (`select_candidates`).
+        (cleared by `reset`), and picks among the candidates by it (`select_candidates`). With
+        `temporal_ensemble`, every env predicts a chunk every step and executes its ensemble's
+        weighted average for the step instead.
         """
         cfg = self.config
         n = self._batch_size(obs)
+        if cfg.temporal_ensemble:
+            return self._act_ensembled(obs, n)
         if self._history is None or self._queue is None or self._history.n != n:
             self._history = ObsHistory(n, cfg.obs_horizon)
             self._queue = ActionQueue(n, cfg.exec_horizon, self.action_dim)
@@ -398,10 +414,19 @@ class Policy(nn.Module, ABC):
             self._past.push(actions)
         return actions.reshape(n, *self.shapes.action)
 
+    def _act_ensembled(self, obs: Mapping[str, np.ndarray], n: int) -> np.ndarray:
+        cfg = self.config
+        if self._history is None or self._ensemble is None or self._history.n != n:
+            self._history = ObsHistory(n, cfg.obs_horizon)
+            self._ensemble = TemporalEnsemble(n, cfg.action_horizon - cfg.past_rows, self.action_dim, m=cfg.ensemble_m)
+        self._history.push({key: obs[key] for key in self.shapes.obs})
+        self._ensemble.push(self.predict_envs(np.arange(n))[:, cfg.past_rows :])
+        return self._ensemble.average().astype(np.float32).reshape(n, *self.shapes.action)
+
     def reset(
         self, env_ids: Sequence[int] | None = None, *, seeds: Sequence[int | None] | None = None, **kwargs: Any
     ) -> None:
-        """Forget the history and queued actions of these envs (all if None).
+        """Forget the history, queued actions and ensembled predictions of these envs (all if None).
 
         `seeds`, one per env id (or per env 0..len-1 when `env_ids` is None), are the episode
         seeds of `imitari.eval.rollout`'s reset handshake: they re-seed those envs' noise
@@ -411,21 +436,20 @@ class Policy(nn.Module, ABC):
         current number of envs announces a new set of envs and clears every env's history.
         """
         if env_ids is None:
-            self._history = self._queue = self._past = None
+            self._history = self._queue = self._past = self._ensemble = None
             self._generators.clear()
             ids = list(range(len(seeds))) if seeds is not None else []
         else:
             ids = [int(i) for i in env_ids]
             if any(i < 0 for i in ids):
                 raise ValueError(f"env ids must be >= 0 (got {ids})")
-            if self._history is not None and self._queue is not None:
+            if self._history is not None:
                 if max(ids, default=-1) < self._history.n:
-                    self._history.clear(ids)
-                    self._queue.clear(ids)
-                    if self._past is not None:
-                        self._past.clear(ids)
+                    for buffer in (self._history, self._queue, self._past, self._ensemble):
+                        if buffer is not None:
+                            buffer.clear(ids)
                 else:  # ids beyond the current envs: a new set of envs is starting
-                    self._history = self._queue = self._past = None
+                    self._history = self._queue = self._past = self._ensemble = None
         if seeds is not None:
             if len(seeds) != len(ids):
                 raise ValueError(f"{len(seeds)} seeds for {len(ids)} envs")

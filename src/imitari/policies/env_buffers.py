@@ -1,5 +1,6 @@
 """Per-env buffers a policy keeps while it acts: the observation window, the queue of chunk
-actions still to execute, and the actions already executed (for past-token verification).
+actions still to execute, the actions already executed (for past-token verification), and the
+chunks predicted for the coming steps (temporal ensembling).
 
 Each holds one row per parallel env, and an env's row is cleared on its own reset, so envs that
 end at different steps never see each other's history (`Policy.act`/`reset` in policies/base.py).
@@ -88,3 +89,39 @@ class PastActions:
 
     def clear(self, env_ids: Sequence[int]) -> None:
         self.count[list(env_ids)] = 0
+
+
+class TemporalEnsemble:
+    """Per-env chunk predictions for the coming steps, averaged per step as in ACT's temporal
+    ensembling: weights exp(-m * i) over an env's predictions for a step, i = 0 the oldest.
+
+    `push` takes one new chunk per env (rows for the current step onward), `average` gives each
+    env's weighted average for the current step; pushing the next chunks moves on one step.
+    """
+
+    def __init__(self, n: int, horizon: int, action_dim: int, *, m: float) -> None:
+        self.n, self.horizon, self.m = n, horizon, m
+        # [env, age]: the chunk predicted `age` steps ago; its row `age` is for the current step.
+        self._chunks = np.zeros((n, horizon, horizon, action_dim))
+        self._valid = np.zeros((n, horizon), dtype=bool)
+
+    def push(self, chunks: np.ndarray) -> None:
+        """Add every env's new chunk `(n, horizon, A)`; older chunks age by one step."""
+        self._chunks[:, 1:] = self._chunks[:, :-1]
+        self._valid[:, 1:] = self._valid[:, :-1]
+        self._chunks[:, 0] = chunks
+        self._valid[:, 0] = True
+
+    def average(self) -> np.ndarray:
+        """Each env's weighted average of its predictions for the current step, `(n, A)`."""
+        ages = np.arange(self.horizon)
+        predictions = self._chunks[:, ages, ages]  # (n, age, A)
+        oldest = np.where(self._valid, ages, -1).max(axis=1, keepdims=True)
+        if (oldest < 0).any():
+            raise RuntimeError("average() of an env without predictions; push() a chunk first")
+        weights = np.where(self._valid, np.exp(-self.m * np.maximum(oldest - ages, 0)), 0.0)
+        return np.einsum("na,nad->nd", weights, predictions) / weights.sum(axis=1, keepdims=True)
+
+    def clear(self, env_ids: Sequence[int]) -> None:
+        """Forget these envs' predictions (a new episode)."""
+        self._valid[list(env_ids)] = False

@@ -89,6 +89,9 @@ class MintConfig(PolicyConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.temporal_ensemble:
+            raise ConfigError("temporal_ensemble is not for mint: its chunks follow an intent token each, "
+                              "and averaging chunks of different intents mixes them")
         self.scales = tuple(self.scales)
         if not self.scales or self.scales[0] < 1 or any(b <= a for a, b in zip(self.scales, self.scales[1:])):
             raise ConfigError(f"scales must be a non-empty, strictly increasing list of positive ints (got {self.scales})")

@@ -97,6 +97,9 @@ class StreamingDiffusionConfig(DiffusionConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.temporal_ensemble:
+            raise ConfigError("temporal_ensemble is not for streaming_diffusion: it executes a band of its "
+                              "denoising buffer, not whole chunks")
         if self.denoiser not in STREAMING_DENOISERS:
             raise ConfigError(f"streaming_diffusion's denoiser must be one of {sorted(STREAMING_DENOISERS)} (got "
                               f"{self.denoiser!r}): the denoiser takes one noise level per position")
