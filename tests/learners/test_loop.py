@@ -150,3 +150,12 @@ def test_metrics_that_change_within_a_log_window_are_averaged_where_reported(
     train(_raw(reach_dataset, tmp_path / "run", steps=4, log_every=4))
     row = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()][0]
     assert row["step"] == 4 and row["phase_one"] == 1.5 and row["phase_two"] == 3.5
+
+
+def test_a_run_saved_with_the_old_interactive_block_still_resumes(reach_dataset: Path, tmp_path: Path) -> None:
+    run = train(_raw(reach_dataset, tmp_path / "run", steps=10))
+    config = json.loads((run / "config.json").read_text())
+    config["interactive"] = {"rounds": 3, "episodes_per_round": 10}  # TrainConfig's field before learner_config
+    (run / "config.json").write_text(json.dumps(config))
+    resume(run, {"steps": 20})
+    assert find_checkpoint(run).name == "step_00000020"

@@ -397,8 +397,10 @@ def resume(run_dir: str | Path, overrides: dict[str, Any] | None = None) -> Path
         raise ConfigError(f"{run_dir} is not a run directory (no config.json)")
     saved = json.loads(config_path.read_text())
     raw = {k: v for k, v in saved.items() if k not in ("imitari_version", "shapes", "dataset", "task")}
-    if "interactive" in raw:  # a DAgger run saved before its options moved into learner_config
-        raw["learner_config"] = {**raw.pop("interactive"), **raw.get("learner_config", {})}
+    if "interactive" in raw:  # saved before DAgger's options moved into learner_config: theirs for DAgger runs
+        rounds = raw.pop("interactive")
+        if get_learner(raw.get("learner", "offline")).interactive:
+            raw["learner_config"] = {**rounds, **raw.get("learner_config", {})}
     allowed = {"steps", "budget_cpu_minutes", "progress", "eval_every", "eval_every_cpu_seconds", "eval_episodes", "num_envs", "threads", "device"}
     for key, value in (overrides or {}).items():
         if key not in allowed:
