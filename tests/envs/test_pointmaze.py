@@ -38,3 +38,17 @@ def test_expert_reaches_the_goal_and_labels_its_route() -> None:
         assert r.success and r.length < get_task(task).max_steps
         cells = r.info["route"].split()
         assert len(cells) >= 2 and len(set(cells)) == len(cells)  # a shortest route never revisits a cell
+
+
+def test_route_labels_are_loop_erased_and_only_for_successful_episodes() -> None:
+    from imitari.envs.pointmaze import loop_erased
+
+    wobble = [(1, 1), (1, 2), (1, 1), (2, 1), (2, 2), (2, 1), (2, 2), (3, 2)]
+    assert loop_erased(wobble) == [(1, 1), (2, 1), (2, 2), (3, 2)]
+    pytest.importorskip("gymnasium_robotics")
+    env = get_task("pointmaze/medium").make()
+    env.reset(seed=2000)
+    for _ in range(3):
+        *_, info = env.step(np.zeros(2, np.float32))
+    assert info["success"] is False and info["route"] is None, "an unfinished episode has no behaviour label"
+    env.close()

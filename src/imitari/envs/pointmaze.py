@@ -6,9 +6,12 @@ goal cells (and a little noise) from the seed. The observation is `{"state": flo
 gymnasium-robotics' own (within 0.45 of the goal) and ends the episode; episodes are truncated
 at gymnasium-robotics' limits (600 and 800 steps).
 
-The behaviour label (`info["route"]`, D3IL's behaviour descriptor) is the sequence of maze cells
-the ball has passed through, e.g. "1,1 2,1 2,2": two episodes from the same start took the same
-route exactly when their labels agree.
+The behaviour label (`info["route"]`, D3IL's behaviour descriptor) of a successful episode is
+the loop-erased sequence of maze cells the ball passed through, e.g. "1,1 2,1 2,2" (a cell
+visited again cuts the detour since its first visit, so wobbling across a cell border does not
+make a new route): two successful episodes from the same start took the same route exactly when
+their labels agree. Episodes that do not reach the goal have no label (None), as D3IL counts
+the behaviours of completed tasks, so a policy's failures are not counted as diversity.
 
 The expert plans on the maze grid: breadth-first distances to the goal cell, then one of the
 shortest cell paths from the start, drawn uniformly among all of them with an rng seeded by the
@@ -37,6 +40,17 @@ _EXPERT_STREAM = 0x3A2E
 """Mixed into the expert's seed so its route draw is independent of the env's layout draw."""
 
 
+def loop_erased(cells: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The path without its loops: each revisit of a cell drops what came after its first visit."""
+    path: list[tuple[int, int]] = []
+    for cell in cells:
+        if cell in path:
+            del path[path.index(cell) + 1:]
+        else:
+            path.append(cell)
+    return path
+
+
 class PointMazeEnv(gym.Wrapper[dict[str, Any], np.ndarray, dict[str, Any], np.ndarray]):
     """A gymnasium-robotics PointMaze behind the imitari env contract."""
 
@@ -61,7 +75,7 @@ class PointMazeEnv(gym.Wrapper[dict[str, Any], np.ndarray, dict[str, Any], np.nd
 
     def _info(self, info: dict[str, Any]) -> dict[str, Any]:
         info["success"] = bool(info.get("success", False))
-        info["route"] = " ".join(f"{r},{c}" for r, c in self._cells)
+        info["route"] = " ".join(f"{r},{c}" for r, c in loop_erased(self._cells)) if info["success"] else None
         return info
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
