@@ -29,7 +29,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from imitari.config import ConfigError
+from imitari.config import ConfigError, from_dict
 from imitari.policies.base import Policy
 
 if TYPE_CHECKING:
@@ -45,6 +45,9 @@ class Learner(ABC):
     """Whether the loop calls `collect(engine, step)` before each update."""
     interactive: ClassVar[bool] = False
     """Whether it trains in rounds of collection and retraining (`imitari.learners.rounds`)."""
+    Options: ClassVar[type | None] = None
+    """The dataclass of the learner's own options, read from `TrainConfig.learner_config`
+    (`--learner_config.FIELD`); None: it takes none."""
 
     def __init__(self, policy: Policy, cfg: TrainConfig, *, budget_spent: Callable[[], float]) -> None:
         """`budget_spent()`: the fraction of the run's CPU budget used so far (0 without one),
@@ -70,8 +73,16 @@ class Learner(ABC):
     def check_config(cls, cfg: TrainConfig) -> None:
         """ConfigError (one line) if `cfg` cannot train with this learner; called when the config is
         resolved, before anything is built."""
-        if cfg.learner_config:
+        if cls.Options is None and cfg.learner_config:
             raise ConfigError(f"learner '{cfg.learner}' takes no learner_config (got {sorted(cfg.learner_config)})")
+        if cls.Options is not None:
+            cls.parse_options(cfg)
+
+    @classmethod
+    def parse_options(cls, cfg: TrainConfig) -> Any:
+        """The learner's `Options` from `cfg.learner_config` (ConfigError naming a bad key or value)."""
+        assert cls.Options is not None, f"{cls.__name__} takes no options"
+        return from_dict(cls.Options, cfg.learner_config, where="learner_config.")
 
     def collect(self, engine: Any, step: int) -> dict[str, float]:
         """Online learners: play in the envs through `engine` before update `step`."""

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, ClassVar
 import numpy as np
 import torch
 
-from imitari.config import ConfigError, check_number, check_types, from_dict
+from imitari.config import ConfigError, check_number, check_types
 from imitari.envs.experts import TASK_EXPERT
 from imitari.learners.offline import OfflineLearner
 from imitari.rollouts.engine import Actor, Transition, accepts_seeds
@@ -94,7 +94,7 @@ class Mixture:
 
     def reset(self, env_ids: Sequence[int] | None = None, *, seeds: Sequence[int] | None = None) -> None:
         ids = list(env_ids if env_ids is not None else self.steps)
-        for actor in (self.policy, self.expert):
+        for actor in self.actors():
             if accepts_seeds(actor):
                 actor.reset(env_ids=ids, seeds=seeds)  # type: ignore[call-arg]
             else:
@@ -104,13 +104,21 @@ class Mixture:
             self.steps[slot] = 0
             self.slot_reset(slot)
 
+    def actors(self) -> tuple[Actor, ...]:
+        """The actors reset with each episode."""
+        return self.policy, self.expert
+
     def slot_reset(self, slot: int) -> None:
         """A new episode starts in `slot`."""
 
+    def rng(self, slot: int, *stream: int) -> np.random.Generator:
+        """A generator keyed by (seed, *stream, `slot`'s episode seed, its step): a slot's draws
+        depend on its own episode only, and replay exactly on resume."""
+        return np.random.default_rng([self.seed, *stream, self.episode_seeds.get(slot, 0), self.steps.get(slot, 0)])
+
     def uniform(self, slot: int) -> float:
         """A uniform draw keyed by (seed, round, episode seed, step)."""
-        key = [self.seed, self.round, self.episode_seeds.get(slot, 0), self.steps.get(slot, 0)]
-        return float(np.random.default_rng(key).random())
+        return float(self.rng(slot, self.round).random())
 
     def choose(self, obs: dict[str, np.ndarray], mine: np.ndarray, theirs: np.ndarray) -> list[bool]:
         """Per row, whether the expert's action runs (`expert_acts` on the L2 distance of the two actions)."""
@@ -178,19 +186,12 @@ class DAggerLearner(OfflineLearner):
     source: ClassVar[str] = "dagger"
     """The `source` of the episodes this learner adds."""
 
-    @staticmethod
-    def options(cfg: TrainConfig) -> DAggerOptions:
-        """The rounds' options, from `cfg.learner_config`."""
-        return from_dict(DAggerOptions, cfg.learner_config, where="learner_config.")
-
-    @classmethod
-    def check_config(cls, cfg: TrainConfig) -> None:
-        cls.options(cfg)
+    Options = DAggerOptions
 
     @classmethod
     def actor(cls, policy: Actor, expert: Actor, round_: int, cfg: TrainConfig) -> Actor:
         """Who acts while round `round_` (1-based) is collected."""
-        opts = cls.options(cfg)
+        opts = cls.parse_options(cfg)
         beta = opts.beta * opts.beta_decay ** (round_ - 1)
         return _BetaMixture(policy, expert, seed=cfg.seed, round_=round_, beta=beta)
 
@@ -207,7 +208,7 @@ class HGDAggerLearner(DAggerLearner):
 
     @classmethod
     def actor(cls, policy: Actor, expert: Actor, round_: int, cfg: TrainConfig) -> Actor:
-        icfg = cls.options(cfg)
+        icfg = cls.parse_options(cfg)
         return _Takeover(policy, expert, seed=cfg.seed, round_=round_, tolerance=icfg.tolerance,
                          min_takeover=icfg.min_takeover)
 

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
-from imitari.config import ConfigError, check_number, check_types, from_dict
+from imitari.config import ConfigError, check_number, check_types
 from imitari.learners.base import Learner
 from imitari.policies.base import Policy, Shapes
 from imitari.policies.tanh_gaussian import TanhGaussianPolicy
@@ -105,7 +105,9 @@ class OnlineLearner(Learner):
 
     online = True
     default_policy = POLICY
-    Options: ClassVar[type[OnlineOptions]] = OnlineOptions
+    Options: ClassVar[type | None] = OnlineOptions
+    takes_demos: ClassVar[bool] = False
+    """Whether `--data` (demonstrations beside its own data) is allowed."""
     capacity_option: ClassVar[str] = ""
     """Name of the option that sizes the replay ring (transitions)."""
 
@@ -125,21 +127,17 @@ class OnlineLearner(Learner):
         self.lr = cfg.lr if cfg.lr is not None else type(policy).all_train_defaults()["lr"]
 
     @classmethod
-    def parse_options(cls, cfg: TrainConfig) -> Any:
-        return from_dict(cls.Options, cfg.learner_config, where="learner_config.")
-
-    @classmethod
     def check_config(cls, cfg: TrainConfig) -> None:
         if not cfg.env:
             raise ConfigError(f"learner '{cfg.learner}' acts in an env: pass --env TASK (e.g. mujoco/hopper)")
-        if cfg.data:
+        if cfg.data and not cls.takes_demos:
             raise ConfigError(f"learner '{cfg.learner}' collects its own data; drop --data")
         from imitari.envs.registry import get_task
 
         get_task(cfg.env)  # an unknown task fails here, naming the closest
         if cfg.policy != POLICY:
             raise ConfigError(f"learner '{cfg.learner}' trains the {POLICY} policy (got --policy {cfg.policy})")
-        cls.parse_options(cfg)
+        super().check_config(cfg)
 
     def capacity(self) -> int:
         return int(getattr(self.options, self.capacity_option))

@@ -38,9 +38,9 @@ import torch
 from imitari.config import ConfigError, check_number
 from imitari.envs.experts import TASK_EXPERT, load_expert
 from imitari.learners.dagger import Mixture
-from imitari.learners.sac import SACLearner, SACOptions, TwinCritic
+from imitari.learners.sac import SACLearner, SACOptions, TwinCritic, q_values
 from imitari.policies.base import Policy
-from imitari.rollouts.engine import Actor, Sink, Transition, accepts_seeds
+from imitari.rollouts.engine import Actor, Sink, Transition
 from imitari.rollouts.replay import ReplayBuffer
 
 if TYPE_CHECKING:
@@ -115,11 +115,10 @@ class ReferenceCritic:
     def __call__(self, obs: Mapping[str, np.ndarray], actions: np.ndarray) -> np.ndarray:
         """Q_ref(s, a) per row, `(n,)`, for raw observations `{key: (n, ...)}` and actions `(n, A)`."""
         device = self.policy.device
-        flat = torch.cat([torch.as_tensor(np.asarray(obs[k], np.float32), device=device).flatten(1)
-                          for k in sorted(obs)], dim=1)
+        windows = {k: torch.as_tensor(np.asarray(v, np.float32), device=device) for k, v in obs.items()}
         act = self.policy.normalize_actions(torch.as_tensor(actions, dtype=torch.float32, device=device)[:, None])[:, 0]
         with torch.no_grad():
-            return self.critic(torch.cat([flat, act], dim=1)).min(0).values.cpu().numpy()
+            return q_values(self.critic, windows, act).min(0).values.cpu().numpy()
 
 
 class Intervening(Mixture):
@@ -134,32 +133,24 @@ class Intervening(Mixture):
         self.options, self.bounds, self.reference, self.critic = options, bounds, reference, critic
         self.held: dict[int, int] = {}  # slot -> steps left under the expert's control (-1: handed back)
 
-    def reset(self, env_ids: Any = None, *, seeds: Any = None) -> None:
-        super().reset(env_ids, seeds=seeds)
-        if self.reference is not None:
-            if accepts_seeds(self.reference):
-                self.reference.reset(env_ids=env_ids, seeds=seeds)  # type: ignore[call-arg]
-            else:
-                self.reference.reset(env_ids=env_ids)
+    def actors(self) -> tuple[Actor, ...]:
+        return super().actors() + (() if self.reference is None else (self.reference,))
 
     def slot_reset(self, slot: int) -> None:
         self.held[slot] = 0
 
-    def _draws(self, n: int, stream: int, size: tuple[int, ...] = ()) -> np.ndarray:
-        """Per row, normal (stream 7) or uniform draws keyed by (seed, stream, its episode seed, its step),
-        so a slot's choices do not depend on the others."""
-        rngs = [np.random.default_rng([self.seed, stream, self.episode_seeds.get(i, 0), self.steps.get(i, 0)])
-                for i in range(n)]
-        return np.stack([rng.normal(size=size) if stream == 7 else rng.random(size=size) for rng in rngs])
+    def _uniforms(self, n: int, stream: int) -> np.ndarray:
+        """One uniform draw per row from its slot's keyed generator (`Mixture.rng`)."""
+        return np.array([self.rng(i, stream).random() for i in range(n)])
 
     def choose(self, obs: dict[str, np.ndarray], mine: np.ndarray, theirs: np.ndarray) -> list[bool]:
         opts = self.options
         n = len(mine)
         fires = self._fires(obs, mine, theirs)  # judged against the reference, before the expert's noise
         if opts.expert_noise > 0:  # the suboptimal expert acts with noise (in place: what runs and is labelled)
-            noise = opts.expert_noise * self._draws(n, 7, theirs.shape[1:])
+            noise = opts.expert_noise * np.stack([self.rng(i, 7).normal(size=theirs.shape[1:]) for i in range(n)])
             theirs[:] = np.clip(theirs + noise, *self.bounds)
-        steps_in = self._draws(n, 11) < np.where(fires, opts.confidence, 1 - opts.confidence)
+        steps_in = self._uniforms(n, 11) < np.where(fires, opts.confidence, 1 - opts.confidence)
         chosen = []
         for i in range(n):
             held = self.held.get(i, 0)  # > 0: steps the expert still holds; -1: it just handed back
@@ -173,7 +164,7 @@ class Intervening(Mixture):
         """Per row, whether the rule says the policy's action calls for the expert."""
         opts, n = self.options, len(mine)
         if opts.rule == "random":
-            return self._draws(n, 13) < opts.random_rate
+            return self._uniforms(n, 13) < opts.random_rate
         with torch.no_grad():
             ref = theirs if self.reference is None else np.asarray(self.reference.act(obs), np.float32)
         if opts.rule == "distance":
@@ -257,6 +248,7 @@ class RLIFLearner(SACLearner):
 
     Options = RLIFOptions
     options: RLIFOptions
+    takes_demos = True
 
     def __init__(self, policy: Policy, cfg: TrainConfig, *, budget_spent: Callable[[], float],
                  run_dir: Path | None = None) -> None:
@@ -272,14 +264,6 @@ class RLIFLearner(SACLearner):
         self.bounds = (self.random_actor.low, self.random_actor.high)
         self.relabel = InterventionReward(self.replay)
         self.demos = demo_buffer(cfg.data, self.replay) if cfg.data else None
-
-    @classmethod
-    def check_config(cls, cfg: TrainConfig) -> None:
-        data, cfg.data = cfg.data, None  # RLIF takes demonstrations; the rest is SAC's check
-        try:
-            super().check_config(cfg)
-        finally:
-            cfg.data = data
 
     def rollout_actor(self, actor: Any) -> Any:
         return Intervening(actor, self.expert, seed=self.cfg.seed, options=self.options, bounds=self.bounds,

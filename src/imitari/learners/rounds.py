@@ -75,7 +75,7 @@ def _aggregate(demos: Dataset, train_filter: str | None, path: Path) -> Dataset:
 def _collect(learner_cls: Any, cfg: TrainConfig, ds: Dataset, round_: int, previous: Path, expert: Any) -> None:
     """Play round `round_`'s episodes not yet in `ds` and append the steps the learner keeps."""
     present = {info.get("seed") for info in ds.episode_info if info.get("round") == round_}
-    opts = learner_cls.options(cfg)
+    opts = learner_cls.parse_options(cfg)
     seeds = [s for s in opts.seeds(round_) if s not in present]
     if not seeds:
         return
@@ -126,7 +126,7 @@ def _export(run_dir: Path, last: Path) -> Path:
 def train_rounds(train_cfg: TrainConfig, policy_cfg: PolicyConfig, run_dir: Path) -> Path:
     """Run (or continue) the rounds of an interactive learner in `run_dir`; returns the run directory."""
     learner_cls = get_learner(train_cfg.learner)
-    icfg = learner_cls.options(train_cfg)
+    icfg = learner_cls.parse_options(train_cfg)
     demos = Dataset.open(train_cfg.data)
     if not demos.env:
         raise ConfigError(f"{train_cfg.data}: the dataset names no task, so there is nothing to roll out in")

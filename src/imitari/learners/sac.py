@@ -87,6 +87,11 @@ class TwinCritic(nn.Module):
         return h.squeeze(-1)
 
 
+def q_values(net: TwinCritic, obs: Mapping[str, torch.Tensor], action: torch.Tensor) -> torch.Tensor:
+    """The twin critic's values `(2, B)` of observations `{key: (B, ...)}` and normalised actions `(B, A)`."""
+    return net(torch.cat([OnlineLearner.flat_obs(obs), action], dim=1))
+
+
 class SACLearner(OnlineLearner):
     """SAC with twin critics, target critics and a learned temperature."""
 
@@ -122,7 +127,7 @@ class SACLearner(OnlineLearner):
         return self.replay.sample(batch_size, rng)
 
     def _q(self, net: TwinCritic, obs: Mapping[str, torch.Tensor], action: torch.Tensor) -> torch.Tensor:
-        return net(torch.cat([self.flat_obs(obs), action], dim=1))
+        return q_values(net, obs, action)
 
     def _step(self, opt: torch.optim.Optimizer, loss: torch.Tensor, params: Any) -> float:
         opt.zero_grad(set_to_none=True)
