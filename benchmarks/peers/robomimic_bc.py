@@ -17,7 +17,8 @@ What differs from robomimic's own runs: rollouts during training are off (robomi
 the checkpoint with the best rollout success on its own rollout seeds; here the last one is
 evaluated, as for imitari's rows), and the env is imitari's Meta-World wrapper (terminate at
 success, 500 steps), not a robomimic env class. Rows are appended to `<out>/results.csv`; a
-finished (seed, run) is skipped on rerun.
+finished (training seed, evaluation seeds) is skipped on rerun, and a trained run is reused, so
+`--seed-start 2000` then `--seed-start 1000` on one `--out` evaluates one run on both ranges.
 """
 
 from __future__ import annotations
@@ -100,11 +101,12 @@ def main() -> None:
     out = Path(args.out)
     task = write_hdf5(args.data, out / "demos.hdf5")
     csv_path = out / "results.csv"
-    done = {(r["policy"], r.get("train_seed") or "") for r in bench_table.read_rows(csv_path)}
     seeds = list(range(args.seed_start, args.seed_start + args.episodes))
+    split = f"{seeds[0]}-{seeds[-1]}"  # one trained run is evaluated on each seed range asked for
+    done = {(r["policy"], r.get("train_seed") or "", r.get("eval_seeds") or "") for r in bench_table.read_rows(csv_path)}
     for seed in map(int, args.train_seeds.split(",")):
         label = "robomimic bc"
-        if (label, str(seed)) in done:
+        if (label, str(seed), split) in done:
             continue
         run_root = out / "runs"
         config = write_config(out / "demos.hdf5", run_root, steps=args.steps, seed=seed)

@@ -22,7 +22,7 @@ import json
 import re
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,12 +41,17 @@ _SPEC_START = re.compile(r",(?=\s*[A-Za-z_]\w*\s*(?::|,|$))")
 
 @dataclass(frozen=True)
 class PolicySpec:
-    """A policy and its config fields, written `NAME[:key=value...]`; the label is that string."""
+    """A policy, its config fields and optionally the learner that trains it, written
+    `NAME[:key=value...]` (`learner=dagger` and that learner's options among the keys); the
+    label is that string."""
 
     label: str
     name: str
     fields: dict[str, str]
     config: PolicyConfig
+    learner: str = "offline"
+    learner_config: dict[str, str] = field(default_factory=dict)
+    """The learner's options given in the spec (`rounds=3`), read as `--learner_config.rounds 3`."""
 
 
 def split_specs(text: str) -> list[str]:
@@ -56,26 +61,37 @@ def split_specs(text: str) -> list[str]:
 
 
 def parse_spec(spec: str) -> PolicySpec:
-    """Parse `NAME:key=value:...`; values read as `--policy.key value` does. ConfigError (naming
-    the closest valid policy or key) for an unknown policy, key or value."""
+    """Parse `NAME:key=value:...`; values read as `--policy.key value` does; `learner=NAME` picks
+    the learner, and keys naming one of its options go to its `learner_config`. ConfigError
+    (naming the closest valid policy, learner or key) for an unknown one or a bad value."""
+    from dataclasses import fields as dataclass_fields
+
     from imitari.learners.loop import resolve_config
+    from imitari.learners.registry import get_learner
 
     label = spec.strip()
     name, *parts = label.split(":")
-    fields: dict[str, str] = {}
+    given: dict[str, str] = {}
     for part in parts:
         key, sep, value = part.partition("=")
         key = key.strip().replace("-", "_")
         if not sep or not key or key == "name":
             raise ConfigError(f"policy spec '{label}': '{part}' is not key=value (e.g. diffusion:denoiser=mlp)")
-        if key in fields:
+        if key in given:
             raise ConfigError(f"policy spec '{label}': '{key}' is given twice")
-        fields[key] = value.strip()
+        given[key] = value.strip()
+    learner = given.pop("learner", "offline")
     try:
-        _, config = resolve_config({"policy": {"name": name.strip(), **fields}})
+        options = get_learner(learner).Options
+        option_names = {f.name for f in dataclass_fields(options)} if options is not None else set()
+        learner_config = {k: v for k, v in given.items() if k in option_names}
+        fields = {k: v for k, v in given.items() if k not in option_names}
+        _, config = resolve_config({"policy": {"name": name.strip(), **fields}, "learner": learner,
+                                    "learner_config": learner_config, **({} if learner == "offline" else {"data": "-"})})
     except ConfigError as exc:
         raise ConfigError(f"policy spec '{label}': {exc}") from exc
-    return PolicySpec(label=label, name=name.strip(), fields=fields, config=config)
+    return PolicySpec(label=label, name=name.strip(), fields=fields, config=config, learner=learner,
+                      learner_config=learner_config)
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -190,12 +206,15 @@ def results_csv(out: Path, split: str) -> Path:
     return out / ("results.csv" if split == "test" else f"results_{split}.csv")
 
 
-def run_dir(out: Path, task: str, label: str, seed: int) -> Path:
-    """`<out>/runs/TASK/SPEC/seed<k>/`; seed 0 of a bench made before training seeds existed
-    keeps its run at `<out>/runs/TASK/SPEC/` when a complete checkpoint is there."""
+def run_dir(out: Path, task: str, label: str, seed: int, demos: int | None = None) -> Path:
+    """`<out>/runs/TASK/SPEC/seed<k>/` (`.../SPEC/n<N>/seed<k>/` on N demos of a learning curve);
+    seed 0 of a bench made before training seeds existed keeps its run at `<out>/runs/TASK/SPEC/`
+    when a complete checkpoint is there."""
     from imitari.policies.loading import CheckpointError, find_checkpoint
 
     base = out / "runs" / _slug(task) / _slug(label)
+    if demos is not None:
+        return base / f"n{demos}" / f"seed{seed}"
     if seed == 0 and (base / "checkpoints").is_dir():
         try:
             find_checkpoint(base)
@@ -203,6 +222,24 @@ def run_dir(out: Path, task: str, label: str, seed: int) -> Path:
         except CheckpointError:
             pass
     return base / f"seed{seed}"
+
+
+def first_demos(n: int | None) -> str:
+    """The filter key of a learning curve's first n demos ("train": all demos, for None)."""
+    return "train" if n is None else f"first_{n}"
+
+
+def _mark_counts(data: Path, suite: Suite) -> None:
+    """Give the bench's demonstrations a filter key `first_N` per demo count: the episodes of the
+    first N demo seeds (collection appends in completion order, so ids are not seeds)."""
+    from imitari.data.store import Dataset
+
+    with Dataset.open(data, writer=True) as ds:
+        seeds = [info.get("seed") for info in ds.episode_info]
+        keys = {first_demos(n): [i for i, s in enumerate(seeds) if s is not None and s - suite.demo_seed_start < n]
+                for n in suite.demo_counts}
+        if any(ds.filter_keys.get(k) != v for k, v in keys.items()):
+            ds.set_filter_keys({**ds.filter_keys, **keys})
 
 
 def _reported(run: Path, device: str) -> tuple[Any, dict[str, Any]]:
@@ -218,15 +255,22 @@ def _reported(run: Path, device: str) -> tuple[Any, dict[str, Any]]:
     }
 
 
-def _train(spec: PolicySpec, suite: Suite, data: Path, run: Path, cfg: BenchConfig, seed: int) -> tuple[int, float]:
-    """Train (or resume) one run to the budget with the suite's training settings and this
-    seed; returns (updates, CPU seconds) over all calls. A run that already spent its budget
-    (trained for the other split) is left as it is."""
-    from imitari.learners.checkpoint import load_train_state
-    from imitari.policies.loading import CheckpointError, find_checkpoint
+def _train(spec: PolicySpec, suite: Suite, data: Path, run: Path, cfg: BenchConfig, seed: int,
+           demos: int | None = None) -> tuple[int, float]:
+    """Train (or resume) one run to the budget with the suite's training settings, this seed and
+    the spec's learner, on the first `demos` demos (all for None); returns (updates, CPU seconds)
+    over all calls (of every round, for an interactive learner). A run that already spent its
+    budget (trained for the other split) is left as it is."""
     from imitari.learners.loop import resume, train
+    from imitari.learners.registry import get_learner
+    from imitari.policies.loading import CheckpointError, find_checkpoint
 
     runtime = {"device": cfg.device, "threads": cfg.threads, "progress": cfg.progress}
+    if get_learner(spec.learner).interactive and (run / "config.json").is_file():
+        if not (run / "checkpoints").is_dir():  # its rounds resume where they stopped
+            print(f"[bench] resuming the rounds of {run}", flush=True)
+            resume(run, runtime)
+        return _spent_in(run)
     try:
         latest = find_checkpoint(run)
     except CheckpointError:
@@ -234,15 +278,26 @@ def _train(spec: PolicySpec, suite: Suite, data: Path, run: Path, cfg: BenchConf
             shutil.rmtree(run)
         train({
             **suite.train, **runtime, "data": str(data), "out": str(run), "seed": seed,
-            "policy": {"name": spec.name, **spec.fields},
+            "policy": {"name": spec.name, **spec.fields}, "learner": spec.learner,
+            "learner_config": spec.learner_config, "train_filter": first_demos(demos),
             "steps": STEP_CAP, "ckpt_every": STEP_CAP, "budget_cpu_minutes": suite.budget_cpu_minutes,
         })
     else:
         if _spent(latest) < 60 * suite.budget_cpu_minutes:
             print(f"[bench] resuming {run} from its last checkpoint", flush=True)
             resume(run, runtime)
-    state = load_train_state(find_checkpoint(run))
-    return int(state["step"]), float(state.get("cpu_seconds", 0.0))
+    return _spent_in(run)
+
+
+def _spent_in(run: Path) -> tuple[int, float]:
+    """(updates, CPU seconds) of a finished run: its last checkpoint's, summed over the rounds of
+    an interactive learner (`<run>/rounds/round_<i>/`)."""
+    from imitari.learners.checkpoint import load_train_state
+    from imitari.policies.loading import find_checkpoint
+
+    parts = sorted((run / "rounds").glob("round_*")) or [run]
+    states = [load_train_state(find_checkpoint(part)) for part in parts]
+    return sum(int(s["step"]) for s in states), sum(float(s.get("cpu_seconds", 0.0)) for s in states)
 
 
 def _spent(ckpt: Path) -> float:
@@ -293,7 +348,7 @@ def run_bench(cfg: BenchConfig, *, suite: Suite | None = None) -> Path:
     """Run (or complete) the bench; returns the markdown table's path. `suite` replaces the
     named suite's definition (the Python API's way to shrink one for a test)."""
     from imitari.envs.collect import collect
-    from imitari.envs.experts import expert_policy
+    from imitari.envs.experts import expert_policy, random_policy
 
     suite = (suite or get_suite(cfg.suite)).with_overrides(
         budget_cpu_minutes=cfg.budget_cpu_minutes, demos=cfg.demos, eval_episodes=cfg.eval_episodes
@@ -315,34 +370,61 @@ def run_bench(cfg: BenchConfig, *, suite: Suite | None = None) -> Path:
         print(f"[bench] {task}: demonstrations -> {data}", flush=True)
         print(collect(task, data, episodes=suite.demos, seed_start=suite.demo_seed_start,
                       workers=_workers(suite, cfg), progress=cfg.progress))
-        if (task, bench_table.EXPERT, "") not in done:
-            summary, conditional = _evaluate(expert_policy(task), task, seeds, suite, cfg)
-            bench_table.append_row(csv_path, bench_table.summary_row(task, bench_table.EXPERT, summary, seeds=seeds,
-                                                                     conditional_entropy=conditional))
-            print(f"[bench] {task} / expert: {format_summary(summary)}", flush=True)
-        for spec in specs:
-            for seed in train_seeds:
-                name = f"{task} / {spec.label} / seed {seed}"
-                if (task, spec.label, str(seed)) in done:
-                    print(f"[bench] {name}: already in {csv_path}, skipped", flush=True)
-                    continue
-                run = run_dir(out, task, spec.label, seed)
-                print(f"[bench] {name}: training for {suite.budget_cpu_minutes:g} CPU-minutes into {run}", flush=True)
-                start = time.perf_counter()
-                updates, cpu_seconds = _train(spec, suite, data, run, cfg, seed)
-                wall = time.perf_counter() - start
-                policy, reported = _reported(run, device)
-                summary, conditional = _evaluate(policy, task, seeds, suite, cfg)
-                bench_table.append_row(csv_path, bench_table.summary_row(
-                    task, spec.label, summary, seeds=seeds, conditional_entropy=conditional, train_seed=seed,
-                    updates=updates,
-                    cpu_minutes=round(cpu_seconds / 60, 4), budget_cpu_minutes=suite.budget_cpu_minutes,
-                    params=policy.num_parameters(), device=device_name, **reported,
-                ))
-                print(f"[bench] {name}: {updates} updates in {cpu_seconds / 60:.2f} CPU-minutes ({wall / 60:.1f} min "
-                      f"wall in this call); {reported['reported_from']} checkpoint (step {reported['reported_step']}): "
-                      f"{format_summary(summary)}", flush=True)
+        if suite.demo_counts:
+            _mark_counts(data, suite)
+        anchors = [(bench_table.EXPERT, expert_policy)] + ([(bench_table.RANDOM, random_policy)] if suite.normalised else [])
+        for label, make in anchors:
+            if (task, label, "", "") not in done:
+                summary, conditional = _evaluate(make(task), task, seeds, suite, cfg)
+                bench_table.append_row(csv_path, bench_table.summary_row(task, label, summary, seeds=seeds,
+                                                                         conditional_entropy=conditional))
+                print(f"[bench] {task} / {label}: {format_summary(summary)}", flush=True)
+        for demos in suite.counts():
+            for spec in specs:
+                for seed in train_seeds:
+                    _bench_run(spec, suite, cfg, task, data, seed, demos, done, csv_path, seeds, device, device_name)
     return write_outputs(out, suite, cfg.split)
+
+
+def _bench_run(spec: PolicySpec, suite: Suite, cfg: BenchConfig, task: str, data: Path, seed: int,
+               demos: int | None, done: set[tuple[str, ...]], csv_path: Path, seeds: list[int], device: str,
+               device_name: str) -> None:
+    """Train, evaluate and append the row of one (task, spec, training seed, demo count)."""
+    on = "" if demos is None else f" / {demos} demos"
+    name = f"{task} / {spec.label}{on} / seed {seed}"
+    if (task, spec.label, str(seed), "" if demos is None else str(demos)) in done:
+        print(f"[bench] {name}: already in {csv_path}, skipped", flush=True)
+        return
+    out = csv_path.parent
+    run = run_dir(out, task, spec.label, seed, demos)
+    print(f"[bench] {name}: training for {suite.budget_cpu_minutes:g} CPU-minutes into {run}", flush=True)
+    start = time.perf_counter()
+    updates, cpu_seconds = _train(spec, suite, data, run, cfg, seed, demos)
+    wall = time.perf_counter() - start
+    policy, reported = _reported(run, device)
+    summary, conditional = _evaluate(policy, task, seeds, suite, cfg)
+    curve = {} if demos is None else {"demos": demos, "expert_labels": _expert_labels(run, data, demos)}
+    bench_table.append_row(csv_path, bench_table.summary_row(
+        task, spec.label, summary, seeds=seeds, conditional_entropy=conditional, train_seed=seed, updates=updates,
+        cpu_minutes=round(cpu_seconds / 60, 4), budget_cpu_minutes=suite.budget_cpu_minutes,
+        params=policy.num_parameters(), device=device_name, **reported, **curve,
+    ))
+    print(f"[bench] {name}: {updates} updates in {cpu_seconds / 60:.2f} CPU-minutes ({wall / 60:.1f} min "
+          f"wall in this call); {reported['reported_from']} checkpoint (step {reported['reported_step']}): "
+          f"{format_summary(summary)}", flush=True)
+
+
+def _expert_labels(run: Path, data: Path, demos: int) -> int:
+    """Expert-labelled steps a run learned from: its demos' steps, plus the labels its rounds
+    added for an interactive learner (`rounds.json`)."""
+    from imitari.data.split import filter_ids
+    from imitari.data.store import Dataset
+
+    log = run / "rounds.json"
+    if log.is_file():
+        return int(json.loads(log.read_text())[-1]["expert_labels"])
+    ds = Dataset.open(data)
+    return int(sum(ds.episode_info[i]["length"] for i in filter_ids(ds, first_demos(demos))))
 
 
 def write_outputs(out: Path, suite: Suite, split: str = "test") -> Path:
@@ -361,11 +443,12 @@ def write_outputs(out: Path, suite: Suite, split: str = "test") -> Path:
         f"{_seed_range(list(suite.demo_seeds()))}), {suite.budget_cpu_minutes:g} CPU-minutes of training per policy "
         f"and training seed, {len(seeds)} evaluation episodes on the {split} seeds {_seed_range(seeds)} "
         f"({purpose}).\n\n"
-        f"{table}\n\n![success rates]({png.name})\n"
+        f"{table}\n\n![{'learning curves' if suite.demo_counts else 'success rates'}]({png.name})\n"
     )
+    chart = bench_table.curve_chart if suite.demo_counts else bench_table.bar_chart
     if rows:
-        bench_table.bar_chart(rows, png, tasks, title=f"{suite.name} ({split} seeds): "
-                                                      f"{suite.budget_cpu_minutes:g} CPU-minutes per policy")
+        chart(rows, png, tasks, title=f"{suite.name} ({split} seeds): {suite.budget_cpu_minutes:g} CPU-minutes per "
+                                      f"{'training' if suite.demo_counts else 'policy'}")
     print(table)
     return md
 

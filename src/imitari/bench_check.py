@@ -26,8 +26,9 @@ from imitari.bench_table import append_csv, read_csv, row_key
 from imitari.config import ConfigError
 from imitari.eval.metrics import wilson_interval
 
-FIELDS = ["task", "policy", "train_seed", "metric", "low", "high", "measured", "protocol"]
-"""Reference columns; `protocol` is the bench's protocol as JSON (`bench._protocol`)."""
+FIELDS = ["task", "policy", "train_seed", "metric", "low", "high", "measured", "protocol", "demos"]
+"""Reference columns; `protocol` is the bench's protocol as JSON (`bench._protocol`); `demos`
+the demo count of a learning curve's row (blank elsewhere, and optional: older files lack it)."""
 CONFIDENCE = 0.99
 
 
@@ -40,7 +41,8 @@ def reference_rows(rows: Sequence[dict[str, str]], protocol: dict[str, Any]) -> 
         low, high = max(0.0, low - 1 / n), min(1.0, high + 1 / n)  # one episode either way: the rate's resolution
         out.append({"task": row["task"], "policy": row["policy"], "train_seed": row.get("train_seed", ""),
                     "metric": "success_rate", "low": round(low, 4), "high": round(high, 4),
-                    "measured": row["success_rate"], "protocol": json.dumps(protocol, sort_keys=True)})
+                    "measured": row["success_rate"], "protocol": json.dumps(protocol, sort_keys=True),
+                    "demos": row.get("demos", "")})
     return out
 
 
@@ -69,8 +71,8 @@ def check(reference: Path, rows: Sequence[dict[str, str]], protocol: dict[str, A
     if not reference.is_file():
         raise ConfigError(f"reference file {reference} does not exist")
     refs = read_csv(reference)
-    if not refs or any(col not in refs[0] for col in FIELDS):
-        raise ConfigError(f"{reference}: needs a header with the columns {', '.join(FIELDS)} and at least one row")
+    if not refs or any(col not in refs[0] for col in FIELDS[:-1]):
+        raise ConfigError(f"{reference}: needs a header with the columns {', '.join(FIELDS[:-1])} and at least one row")
     measured = {row_key(r): r for r in rows}
     wanted = json.loads(json.dumps(protocol, sort_keys=True))
     lines, failed = [], 0

@@ -21,12 +21,15 @@ from typing import Any
 from imitari.eval.metrics import MAX_LISTED_BEHAVIOURS, EvalSummary, wilson_interval
 
 EXPERT = "expert"
-"""The policy column of the scripted expert's row."""
+"""The policy column of the task expert's row."""
+RANDOM = "random"
+"""The policy column of uniformly random actions (normalised suites): the 0 of normalised return."""
 
 FIELDS = [
     "task", "policy", "train_seed", "episodes", "successes", "success_rate", "ci_low", "ci_high", "mean_return",
     "mean_length", "behaviour_shares", "behaviour_entropy", "updates", "reported_step", "reported_from",
     "cpu_minutes", "budget_cpu_minutes", "params", "device", "eval_seeds", "score", "conditional_entropy",
+    "demos", "expert_labels",
 ]
 """CSV columns. train_seed: `TrainConfig.seed` of the run (blank for the expert; a CSV written
 before the column existed reads as seed 0); ci_low/ci_high: the 95% Wilson interval of the
@@ -36,7 +39,9 @@ minutes spent in training; reported_step and reported_from: the step of the chec
 was evaluated, and whether it was the run's best by validation success or its latest; score: the
 mean per-episode score of tasks that report one (PushT), blank for the others;
 conditional_entropy: D3IL's conditional behaviour entropy over repeated rollouts from the same
-starts (`imitari.pipeline.repeated_entropy`), blank on tasks without behaviour labels."""
+starts (`imitari.pipeline.repeated_entropy`), blank on tasks without behaviour labels; demos and
+expert_labels: on a learning curve (`Suite.demo_counts`), the demos the run was given and the
+expert-labelled steps it learned from (its rounds' labels included), blank elsewhere."""
 
 
 def summary_row(task: str, policy: str, summary: EvalSummary, *, seeds: Sequence[int],
@@ -79,7 +84,7 @@ def read_rows(csv_path: Path) -> list[dict[str, str]]:
     rows = read_csv(csv_path)
     for row in rows:
         if row.get("train_seed") is None:
-            row["train_seed"] = "" if row["policy"] == EXPERT else "0"
+            row["train_seed"] = "" if row["policy"] in (EXPERT, RANDOM) else "0"
         for key in FIELDS:
             row.setdefault(key, "")
     return rows
@@ -102,22 +107,26 @@ def append_row(csv_path: Path, row: dict[str, Any]) -> None:
     append_csv(csv_path, row, FIELDS)
 
 
-def row_key(row: dict[str, str]) -> tuple[str, str, str]:
-    """(task, policy, training seed): what a finished row stands for, to skip it on a rerun."""
-    return row["task"], row["policy"], row["train_seed"]
+def row_key(row: dict[str, str]) -> tuple[str, str, str, str]:
+    """(task, policy, training seed, demo count): what a finished row stands for, to skip it on
+    a rerun."""
+    return row["task"], row["policy"], row["train_seed"], row.get("demos", "")
 
 
 @dataclass(frozen=True)
 class Group:
-    """The rows of one (task, policy): one per training seed (the expert has one row)."""
+    """The rows of one (task, policy, demo count): one per training seed (the expert and the
+    random baseline have one row)."""
 
     task: str
     policy: str
     rows: tuple[dict[str, str], ...]
+    demos: str = ""
 
     @property
     def expert(self) -> bool:
-        return self.policy == EXPERT
+        """An anchor row (the expert, or random actions), not a trained policy."""
+        return self.policy in (EXPERT, RANDOM)
 
     @property
     def rates(self) -> list[float]:
@@ -151,18 +160,25 @@ class Group:
 
 
 def groups(rows: list[dict[str, str]], tasks: Sequence[str] = ()) -> list[Group]:
-    """Rows grouped by (task, policy): tasks in `tasks` order (then any others), the expert
-    first in each, then policies in the order first measured; seeds in increasing order."""
+    """Rows grouped by (task, policy, demo count): tasks in `tasks` order (then any others), the
+    expert and random rows first in each, then policies in the order first measured (by demo
+    count on a learning curve); seeds in increasing order."""
     order = list(tasks) + sorted({r["task"] for r in rows} - set(tasks))
     position = {task: i for i, task in enumerate(order)}
-    first_seen: dict[tuple[str, str], int] = {}
-    members: dict[tuple[str, str], list[dict[str, str]]] = {}
+    first_seen: dict[tuple[str, str, str], int] = {}
+    members: dict[tuple[str, str, str], list[dict[str, str]]] = {}
     for i, r in enumerate(rows):
-        first_seen.setdefault((r["task"], r["policy"]), i)
-        members.setdefault((r["task"], r["policy"]), []).append(r)
-    keys = sorted(members, key=lambda k: (position[k[0]], k[1] != EXPERT, first_seen[k]))
-    return [Group(task, policy, tuple(sorted(members[task, policy], key=lambda r: int(r["train_seed"] or 0))))
-            for task, policy in keys]
+        key = (r["task"], r["policy"], r.get("demos", ""))
+        first_seen.setdefault(key, i)
+        members.setdefault(key, []).append(r)
+    policy_seen: dict[tuple[str, str], int] = {}  # each (task, policy)'s first row, over demo counts
+    for (task, policy, _), i in sorted(first_seen.items(), key=lambda item: item[1]):
+        policy_seen.setdefault((task, policy), i)
+    anchors = {EXPERT: 0, RANDOM: 1}
+    keys = sorted(members, key=lambda k: (position[k[0]], anchors.get(k[1], 2), int(k[2] or 0),
+                                          policy_seen[k[0], k[1]]))
+    return [Group(task, policy, tuple(sorted(members[task, policy, demos], key=lambda r: int(r["train_seed"] or 0))),
+                  demos) for task, policy, demos in keys]
 
 
 def _pct(value: float) -> str:
@@ -197,14 +213,37 @@ def _reported(group: Group) -> str:
     return ", ".join(f"{kind} x{kinds.count(kind)}" for kind in sorted(set(kinds)))
 
 
+def anchors(rows: list[dict[str, str]]) -> dict[str, tuple[float, float]]:
+    """Per task with both anchor rows: (random return, expert return), normalised return's 0 and 1."""
+    by = {(r["task"], r["policy"]): float(r["mean_return"]) for r in rows
+          if r["policy"] in (EXPERT, RANDOM) and r.get("mean_return")}
+    return {task: (by[task, RANDOM], by[task, EXPERT]) for task, policy in by if policy == RANDOM and (task, EXPERT) in by}
+
+
+def normalised_returns(group: Group, zero_one: dict[str, tuple[float, float]]) -> list[float] | None:
+    """Each seed's (R - R_random) / (R_expert - R_random); None without both anchors."""
+    if group.task not in zero_one:
+        return None
+    zero, one = zero_one[group.task]
+    return [(float(r["mean_return"]) - zero) / (one - zero) if one != zero else float("nan") for r in group.rows]
+
+
 def markdown(rows: list[dict[str, str]], tasks: Sequence[str] = (), *, split: str = "test") -> str:
-    """The table in markdown, one line per (task, policy): success pooled over the training
-    seeds (k/n = mean rate), its spread over seeds (min-max, std), the 95% Wilson interval of
-    the pooled episodes, and the training columns averaged over seeds; behaviour columns appear
-    when some row has behaviour labels. `split` names the evaluation seeds in the header."""
+    """The table in markdown, one line per (task, policy, demo count): success pooled over the
+    training seeds (k/n = mean rate), its spread over seeds (min-max, std), the 95% Wilson
+    interval of the pooled episodes, and the training columns averaged over seeds; behaviour
+    columns appear when some row has behaviour labels, the demos and expert labels on a learning
+    curve, and the normalised return (mean and min-max over seeds) where a task has its random
+    row (without the success columns when nothing ever succeeds, as in locomotion). `split`
+    names the evaluation seeds in the header."""
     behaviours = any(r["behaviour_shares"] for r in rows)
-    header = ["task", "policy", "seeds", f"success ({split} seeds)", "min-max", "std", "95% CI", "updates",
-              "CPU-min", "params", "reported"]
+    curve = any(r.get("demos") for r in rows)
+    zero_one = anchors(rows)
+    header = ["task", "policy"] + (["demos", "expert labels"] if curve else []) + ["seeds"]
+    header += [f"normalised return ({split} seeds)", "mean return"] if zero_one else []
+    succeeds = not zero_one or any(int(r["successes"] or 0) for r in rows)  # locomotion: no success column
+    header += [f"success ({split} seeds)", "min-max", "std", "95% CI"] if succeeds else []
+    header += ["updates", "CPU-min", "params", "reported"]
     header += ["behaviour shares", "behaviour entropy", "conditional entropy"] if behaviours else []
     scored = any(r.get("score") for r in rows)
     header += ["score"] if scored else []
@@ -213,12 +252,19 @@ def markdown(rows: list[dict[str, str]], tasks: Sequence[str] = (), *, split: st
         successes, episodes = g.pooled
         low, high = wilson_interval(successes, episodes)
         spread = g.std is not None
-        cells = [
-            g.task, "expert (scripted)" if g.expert else f"`{g.policy}`", "-" if g.expert else str(len(g.rows)),
+        name = {EXPERT: "expert", RANDOM: "random actions"}.get(g.policy, f"`{g.policy}`")
+        cells = [g.task, name] + ([g.demos or "-", g.column_mean("expert_labels", ".0f")] if curve else [])
+        cells.append("-" if g.expert else str(len(g.rows)))
+        if zero_one:
+            values = normalised_returns(g, zero_one)
+            cells.append("-" if values is None else f"{statistics.fmean(values):.2f}" + (
+                f" ({min(values):.2f}-{max(values):.2f})" if len(values) > 1 else ""))
+            cells.append(g.column_mean("mean_return", ".0f"))
+        cells += [
             f"{successes}/{episodes} = {_pct(g.mean)}",
             f"{_pct(min(g.rates))}-{_pct(max(g.rates))}" if spread else "-",
             f"{100 * g.std:.1f} pts" if g.std is not None else "-", f"{_pct(low)}-{_pct(high)}",
-        ]
+        ] if succeeds else []
         cells += ["-"] * 4 if g.expert else [
             g.column_mean("updates", ".0f"), g.column_mean("cpu_minutes", ".2f"), g.column_mean("params", ",.0f"),
             _reported(g),
@@ -229,6 +275,43 @@ def markdown(rows: list[dict[str, str]], tasks: Sequence[str] = (), *, split: st
             cells.append(g.column_mean("score", ".3f"))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def curve_chart(rows: list[dict[str, str]], path: Path, tasks: Sequence[str] = (), *, title: str = "") -> Path:
+    """A learning curve per task: normalised return (mean over training seeds, band min-max)
+    against the demos given, one line per policy spec; the expert at 1 and random at 0."""
+    from matplotlib.figure import Figure
+
+    zero_one = anchors(rows)
+    by_task: dict[str, dict[str, list[tuple[int, list[float]]]]] = {}
+    for g in groups(rows, tasks):
+        values = normalised_returns(g, zero_one)
+        if g.expert or not g.demos or values is None:
+            continue
+        by_task.setdefault(g.task, {}).setdefault(g.policy, []).append((int(g.demos), values))
+    fig = Figure(figsize=(4.2 * max(1, len(by_task)), 3.4))
+    axes = fig.subplots(1, max(1, len(by_task)), squeeze=False)[0]
+    for ax, (task, lines) in zip(axes, by_task.items()):
+        for policy, points in lines.items():
+            xs = [n for n, _ in points]
+            ax.plot(xs, [statistics.fmean(v) for _, v in points], marker="o", label=policy)
+            ax.fill_between(xs, [min(v) for _, v in points], [max(v) for _, v in points], alpha=0.2)
+        ax.axhline(1.0, color="0.5", linestyle="--", linewidth=1)
+        ax.axhline(0.0, color="0.7", linestyle=":", linewidth=1)
+        ax.set_xscale("log")
+        counts = sorted({n for points in lines.values() for n, _ in points})
+        ax.set_xticks(counts, [str(n) for n in counts])
+        ax.minorticks_off()
+        ax.set_xlabel("expert demos", fontsize=8)
+        ax.set_title(task, fontsize=9)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("normalised return (random 0, expert 1)", fontsize=8)
+    axes[0].legend(fontsize=6)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    return path
 
 
 def bar_chart(rows: list[dict[str, str]], path: Path, tasks: Sequence[str] = (), *, title: str = "") -> Path:
@@ -250,7 +333,7 @@ def bar_chart(rows: list[dict[str, str]], path: Path, tasks: Sequence[str] = (),
         colours = ["0.6" if g.expert else "tab:blue" for g in group]
         y = list(range(len(group)))[::-1]
         ax.barh(y, means, xerr=errors, color=colours, capsize=3, height=0.7)
-        labels = ["expert (scripted)" if g.expert else g.policy + (f" ({len(g.rows)} seeds)" if len(g.rows) > 1 else "")
+        labels = [g.policy if g.expert else g.policy + (f" ({len(g.rows)} seeds)" if len(g.rows) > 1 else "")
                   for g in group]
         ax.set_yticks(y, labels, fontsize=8)
         for yi, m, g in zip(y, means, group):

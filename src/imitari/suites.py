@@ -53,10 +53,20 @@ class Suite:
     """TrainConfig fields every run of the suite uses, beyond the defaults (e.g. batch_size)."""
     workers: int | None = None
     """Env worker processes for collection and evaluation; None: one per CPU; 1: in this process."""
+    demo_counts: tuple[int, ...] = ()
+    """A learning-curve suite: every policy is trained once per count N on the demos of the first
+    N demo seeds (`demos` is then the largest count); () trains on all `demos`."""
+    normalised: bool = False
+    """Tasks without a success criterion (locomotion): also evaluate uniformly random actions and
+    table the normalised return, (R - R_random) / (R_expert - R_random), on the same seeds."""
 
     def __post_init__(self) -> None:
         if self.demos < 1 or self.eval_episodes < 1:
             raise ConfigError(f"suite {self.name}: demos and eval_episodes must be >= 1")
+        if self.demo_counts and (min(self.demo_counts) < 1 or max(self.demo_counts) != self.demos
+                                 or sorted(set(self.demo_counts)) != list(self.demo_counts)):
+            raise ConfigError(f"suite {self.name}: demo_counts must increase from >= 1 to demos={self.demos} "
+                              f"(got {self.demo_counts})")
         if not self.budget_cpu_minutes > 0:
             raise ConfigError(f"suite {self.name}: budget_cpu_minutes must be > 0 (got {self.budget_cpu_minutes})")
         demo_seeds = self.demo_seeds()
@@ -78,9 +88,17 @@ class Suite:
             return validation_seeds(self.eval_episodes, exclude=self.demo_seeds())
         return list(range(self.eval_seed_start, self.eval_seed_start + self.eval_episodes))
 
+    def counts(self) -> list[int | None]:
+        """The demo counts runs are trained on; [None] (all demos) for a suite without a curve."""
+        return list(self.demo_counts) or [None]
+
     def with_overrides(self, **changes: Any) -> Suite:
-        """A copy with some fields changed (None values are ignored), checked again."""
-        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+        """A copy with some fields changed (None values are ignored), checked again; a learning
+        curve's counts above a lowered `demos` are dropped."""
+        changes = {k: v for k, v in changes.items() if v is not None}
+        if self.demo_counts and "demos" in changes and "demo_counts" not in changes:
+            changes["demo_counts"] = tuple(n for n in self.demo_counts if n < changes["demos"]) + (changes["demos"],)
+        return replace(self, **changes)
 
     def registered_tasks(self) -> list[str]:
         """`tasks` plus the optional tasks that are registered, in table order."""
@@ -124,6 +142,22 @@ SUITES: dict[str, Suite] = {
             budget_cpu_minutes=16.0,
             policies=("bc", "bc:head=gmm", "diffusion:denoiser=mlp", "act", "mint"),
             train=SELECT_BEST,
+        ),
+        Suite(
+            name="locomotion",
+            description="Gymnasium MuJoCo v5 locomotion from 1, 4, 10 and 25 episodes of imitari's shipped SAC "
+                        "experts: BC against DAgger and HG-DAgger (3 rounds of 2 episodes); normalised return "
+                        "(random 0, expert 1), the imitation library's benchmark protocol on v5 envs",
+            tasks=("mujoco/hopper", "mujoco/halfcheetah", "mujoco/walker2d"),
+            demos=25,
+            demo_counts=(1, 4, 10, 25),
+            eval_episodes=50,
+            eval_seed_start=1000,
+            budget_cpu_minutes=1.0,
+            policies=("tanh_gaussian", "tanh_gaussian:learner=dagger:rounds=3:episodes_per_round=2",
+                      "tanh_gaussian:learner=hg_dagger:rounds=3:episodes_per_round=2"),
+            normalised=True,
+            workers=1,
         ),
         Suite(
             name="builtin",

@@ -15,7 +15,7 @@ from imitari.eval.rollout import evaluate
 from imitari.eval.seeds import TEST_SEED_START
 from imitari.learners.config import resolve_config
 from imitari.learners.loop import train
-from imitari.learners.online import UniformActor
+from imitari.envs.experts import UniformActor
 from imitari.policies.loading import find_checkpoint, load_policy
 from imitari.rollouts.engine import RolloutEngine
 from imitari.rollouts.replay import ReplayBuffer

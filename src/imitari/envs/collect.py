@@ -49,6 +49,9 @@ class CollectSummary:
     steps: int
     """Env steps of the collected episodes."""
     seconds: float
+    mean_return: float | None = None
+    """Mean return of the collected episodes (None if none were collected): the measure of
+    tasks without a success criterion, such as locomotion."""
 
     @property
     def success_rate(self) -> float | None:
@@ -61,9 +64,10 @@ class CollectSummary:
 
     def __str__(self) -> str:
         rate = "n/a" if self.success_rate is None else f"{self.successes}/{self.collected} ({self.success_rate:.0%})"
+        returns = "" if self.mean_return is None else f", mean return {self.mean_return:.1f}"
         return (
             f"{self.task} -> {self.path}: collected {self.collected} episodes, skipped {self.skipped} "
-            f"already present; expert success {rate}; {self.steps} steps in {self.seconds:.1f} s "
+            f"already present; expert success {rate}{returns}; {self.steps} steps in {self.seconds:.1f} s "
             f"({self.steps_per_second:.0f} steps/s)"
         )
 
@@ -150,4 +154,5 @@ def collect(
         task=task, path=path, collected=len(done), skipped=episodes - len(seeds),
         successes=sum(e["success"] for e in done), steps=sum(e["length"] for e in done),
         seconds=time.perf_counter() - start,
+        mean_return=sum(e["return"] for e in done) / len(done) if done else None,
     )

@@ -3,7 +3,8 @@
 `ExpertPolicy` puts the expert a task registers (`TaskSpec.make_expert`: Meta-World's scripted
 policies, the built-in tasks' planners) behind the policy interface, one expert per env slot;
 `load_expert` also accepts an imitari checkpoint, so DAgger or `evaluate` can use a trained
-policy (an RL expert, an earlier run) wherever a scripted one is expected.
+policy (an RL expert, an earlier run) wherever a scripted one is expected. `random_policy`
+(uniform actions) is the other anchor of normalised return.
 """
 
 from __future__ import annotations
@@ -73,6 +74,32 @@ class ExpertPolicy:
             self.computed = [{name: np.asarray(self._expert(i).procedure[name], dtype=np.float32)
                               for name in self.spec_procedure} for i in range(n)]
         return np.clip(np.stack(actions), self._low, self._high).astype(np.float32)
+
+
+class UniformActor:
+    """Uniformly random actions within the action bounds, per episode from an rng seeded by its seed."""
+
+    def __init__(self, low: np.ndarray, high: np.ndarray, seed: int) -> None:
+        self.low, self.high, self.seed = low, high, seed
+        self.rngs: dict[int, np.random.Generator] = {}
+
+    def reset(self, env_ids: Sequence[int] | None = None, *, seeds: Sequence[int] | None = None) -> None:
+        for env_id, episode_seed in zip(env_ids or [], seeds or []):
+            self.rngs[int(env_id)] = np.random.default_rng([self.seed, int(episode_seed)])
+
+    def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+        n = len(next(iter(obs.values())))
+        return np.stack([self.rngs[i].uniform(self.low, self.high).astype(np.float32) if i in self.rngs
+                         else np.zeros_like(self.low, np.float32) for i in range(n)])
+
+
+def random_policy(task: str | TaskLike, seed: int = 0) -> UniformActor:
+    """Uniformly random actions within the task's action bounds: the 0 of normalised return."""
+    env = resolve_task(task).make(render=False)
+    try:
+        return UniformActor(np.asarray(env.action_space.low), np.asarray(env.action_space.high), seed=seed)
+    finally:
+        env.close()
 
 
 def expert_policy(task: str | TaskLike) -> ExpertPolicy:

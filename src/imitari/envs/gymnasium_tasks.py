@@ -8,7 +8,8 @@
 * `classic/pendulum`: Pendulum-v1 (swing up and balance; 200 steps), the small continuous task
   the RL learning tests train on.
 
-Locomotion has no success criterion: `info["success"]` is always False and the metric is the
+Each task's expert is the RL policy imitari trained and ships for it
+(`imitari.envs.trained_experts`), where one is shipped. Locomotion has no success criterion: `info["success"]` is always False and the metric is the
 return. Observations are `{"state": float32}`; actions are the env's Box (tanh-bounded policies
 map [-1, 1] to its limits through the policy's "limits" action normaliser).
 """
@@ -23,6 +24,7 @@ import numpy as np
 from gymnasium import spaces
 
 from imitari.envs.registry import TaskSpec, import_extra, register
+from imitari.envs.trained_experts import trained_expert
 
 FRAME_SIZE = 128
 _EXTRA = "mujoco"
@@ -79,4 +81,5 @@ for _name, (_env_id, _steps, _fps, _mujoco, _what) in _TASKS.items():
         fps=_fps,
         description=_what,
         extra=_EXTRA if _mujoco else None,
+        make_expert=trained_expert(_name),  # the RL expert shipped for the task, if any
     ))

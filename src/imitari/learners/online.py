@@ -27,6 +27,7 @@ import torch
 from gymnasium import spaces
 
 from imitari.config import ConfigError, check_number, check_types
+from imitari.envs.experts import UniformActor
 from imitari.learners.base import Learner
 from imitari.policies.base import Policy, Shapes
 from imitari.policies.tanh_gaussian import TanhGaussianPolicy
@@ -66,23 +67,6 @@ def task_shapes(task: str) -> tuple[Shapes, dict[str, dict[str, Any]]]:
     stats["action"] = {"mean": ((low + high) / 2).tolist(), "std": ((high - low) / 2).tolist(),
                        "min": low.tolist(), "max": high.tolist()}
     return Shapes(obs=obs, action=tuple(act_space.shape)), stats
-
-
-class UniformActor:
-    """Uniformly random actions within the action bounds, per episode from an rng seeded by its seed."""
-
-    def __init__(self, low: np.ndarray, high: np.ndarray, seed: int) -> None:
-        self.low, self.high, self.seed = low, high, seed
-        self.rngs: dict[int, np.random.Generator] = {}
-
-    def reset(self, env_ids: Sequence[int] | None = None, *, seeds: Sequence[int] | None = None) -> None:
-        for env_id, episode_seed in zip(env_ids or [], seeds or []):
-            self.rngs[int(env_id)] = np.random.default_rng([self.seed, int(episode_seed)])
-
-    def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
-        n = len(next(iter(obs.values())))
-        return np.stack([self.rngs[i].uniform(self.low, self.high).astype(np.float32) if i in self.rngs
-                         else np.zeros_like(self.low, np.float32) for i in range(n)])
 
 
 @dataclass

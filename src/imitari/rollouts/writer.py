@@ -43,7 +43,8 @@ class EpisodeWriter(Sink):
                  keep: Callable[[Transition], bool] | None = None, extra: Mapping[str, Any] | None = None,
                  on_episode: Callable[[dict[str, Any]], None] | None = None) -> None:
         """on_episode(info): called once per engine episode, after its rows are written, with
-        the whole episode's seed, success, length and the number of steps written ("written")."""
+        the whole episode's seed, success, length, the number of steps written ("written") and
+        the return of those steps ("return": the episode's, when every step is kept)."""
         self.ds, self.obs_keys, self.source, self.labelled = ds, list(obs_keys), source, labelled
         self.keep, self.extra, self.on_episode = keep, dict(extra or {}), on_episode
         self.with_actor = ACTOR_FEATURE in ds.features
@@ -87,7 +88,7 @@ class EpisodeWriter(Sink):
     def on_end(self, episode: int, seed: int) -> None:
         ep = self._open.pop(episode)
         runs = self._segments(ep.rows)
-        written = 0
+        written, returned = 0, 0.0
         for run in runs:
             arrays = self._arrays(run)
             info: dict[str, Any] = {"seed": seed, "success": ep.success, "source": self.source,
@@ -95,6 +96,7 @@ class EpisodeWriter(Sink):
             if self.keep is not None:
                 info["start_step"] = run[0].step
             self.ds.append_episode(arrays, info=info)
-            written += len(run)
+            written, returned = written + len(run), returned + info["return"]
         if self.on_episode is not None:
-            self.on_episode({"seed": seed, "success": ep.success, "written": written, "length": ep.length})
+            self.on_episode({"seed": seed, "success": ep.success, "written": written, "length": ep.length,
+                             "return": returned})
