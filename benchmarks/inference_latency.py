@@ -7,7 +7,8 @@ For each configuration, one line:
 `step_*` are percentiles over every `act()` of whole episodes (the queue pops of chunked
 policies included, so they show both the cheap steps and the ones that run the network);
 `call` is the median time of one network inference (`predict_chunk`, one chunk for chunked
-policies); `call_per_exec` is `call` divided by the actions executed per chunk. Latency does not
+policies); `call_per_exec` is `call` divided by the actions executed per chunk (one with
+temporal ensembling, which predicts a chunk every step). Latency does not
 depend on the weights, so policies are built untrained at their default sizes on a Meta-World
 layout (39-D state, 4-D action); observations are a smooth random walk. The last lines compare
 the samplers with the 100-step DDPM chain measured in the same run (ratios, since absolute
@@ -37,6 +38,7 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "diffusion/mlp_ddim10": ("diffusion", {"denoiser": "mlp"}),
     "diffusion/mlp_flow10": ("diffusion", {"denoiser": "mlp", "objective": "flow"}),
     "streaming_diffusion/mlp": ("streaming_diffusion", {"denoiser": "mlp"}),
+    "bc/chunks": ("bc", {"temporal_ensemble": False}),  # BC before temporal ensembling became its default
 }
 """Named sampler configurations beside every registered policy at its defaults."""
 
@@ -79,7 +81,7 @@ def measure(policy: Policy, *, episodes: int, steps: int, calls: int) -> dict[st
             call_ms.append(1e3 * (time.perf_counter() - start))
     call = float(np.median(call_ms))
     return {"step_p50": float(np.percentile(step_ms, 50)), "step_p99": float(np.percentile(step_ms, 99)),
-            "call": call, "call_per_exec": call / policy.config.exec_horizon}
+            "call": call, "call_per_exec": call / (1 if policy.config.temporal_ensemble else policy.config.exec_horizon)}
 
 
 def main() -> None:

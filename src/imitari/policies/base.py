@@ -120,7 +120,8 @@ class PolicyConfig:
     average of every chunk's prediction for the current step (`exec_horizon` is then unused)."""
     ensemble_m: float = 0.01
     """m of the ensembling weights exp(-m * i), i = 0 the oldest prediction: a larger m trusts
-    older predictions more (smoother), m = 0 averages them equally."""
+    older predictions more (smoother), m = 0 averages them equally, a negative m trusts the
+    newest most (closer to closed-loop)."""
 
     def __post_init__(self) -> None:
         for name in ("obs_horizon", "action_horizon", "exec_horizon"):
@@ -135,8 +136,8 @@ class PolicyConfig:
             raise ConfigError(f"obs_noise must be a finite number >= 0 (got {self.obs_noise})")
         if self.seed < 0:
             raise ConfigError(f"seed must be >= 0 (got {self.seed})")
-        if not 0 <= self.ensemble_m < math.inf:
-            raise ConfigError(f"ensemble_m must be a finite number >= 0 (got {self.ensemble_m})")
+        if not math.isfinite(self.ensemble_m):
+            raise ConfigError(f"ensemble_m must be a finite number (got {self.ensemble_m})")
         if self.temporal_ensemble and self.ptp_candidates > 1:
             raise ConfigError("temporal_ensemble averages every chunk's prediction; ptp_candidates > 1 selects one "
                               "chunk by its past rows: use one of the two")

@@ -124,8 +124,14 @@ class BCConfig(HeadConfig):
     obs_range_floor: float = 1.0
     """As in `PolicyConfig`, but BC centres a narrow observation dimension without stretching
     it (chosen on validation seeds over six Meta-World tasks: docs/generalisation.md)."""
+    temporal_ensemble: bool | None = None  # type: ignore[assignment]
+    """As in `PolicyConfig`; None: on with the deterministic head and one candidate (chosen on
+    validation seeds over six Meta-World tasks and three training seeds: docs/generalisation.md
+    section 7), off with a stochastic head, whose samples an average would blur across modes."""
 
     def __post_init__(self) -> None:
+        if self.temporal_ensemble is None:
+            self.temporal_ensemble = self.head == "deterministic" and self.ptp_candidates == 1
         super().__post_init__()
         self.hidden = tuple(self.hidden)
         if any(width < 1 for width in self.hidden):
