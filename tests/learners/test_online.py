@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from imitari.config import ConfigError
 from imitari.data.store import Dataset
 from imitari.eval.metrics import summarize
 from imitari.eval.rollout import evaluate
@@ -47,6 +48,18 @@ def test_ppo_learns_to_track(tmp_path: Path) -> None:
                  "learner_config": {"rollout_steps": 640, "value_hidden": [64, 64]}})
     # 12 rollouts of 800 env steps: well under half of the zero action's error
     assert _test_return(run) > ZERO_ACTION_RETURN / 2
+
+
+def test_ppo_normalises_observations_with_the_moments_of_everything_it_collected(tmp_path: Path) -> None:
+    run = train({**SMALL, "learner": "ppo", "steps": 40, "out": str(tmp_path / "ppo"),
+                 "learner_config": {"rollout_steps": 200, "minibatch_size": 50, "epochs": 1, "value_hidden": [8]}})
+    seen = Dataset.open(run / "replay").arrays()["obs.state"]
+    policy = load_policy(find_checkpoint(run))
+    assert policy.config.obs_norm == "gaussian", "PPO's policy default"
+    np.testing.assert_allclose(policy.normalizer.stat("obs.state", "mean").numpy(), seen.mean(0), atol=1e-4)
+    np.testing.assert_allclose(policy.normalizer.stat("obs.state", "std").numpy(), seen.std(0), rtol=1e-3)
+    with pytest.raises(ConfigError, match="normalize_obs"):
+        train({**SMALL, "learner": "ppo", "steps": 1, "out": str(tmp_path / "none"), "policy": {"obs_norm": "none"}})
 
 
 @pytest.mark.parametrize(("raw", "message"), [

@@ -41,6 +41,9 @@ class Learner(ABC):
 
     default_policy: ClassVar[str] = "bc"
     """The policy a config that names none trains."""
+    policy_defaults: ClassVar[Mapping[str, Any]] = {}
+    """Policy config fields this learner trains with where the run config leaves them unset
+    (as a policy's `train_defaults` are for `TrainConfig`); saved resolved in config.json."""
     online: ClassVar[bool] = False
     """Whether the loop calls `collect(engine, step)` before each update."""
     interactive: ClassVar[bool] = False

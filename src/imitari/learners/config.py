@@ -8,6 +8,8 @@ dict leaves unset take the policy's `train_defaults`, then `TrainConfig`'s.
 
 from __future__ import annotations
 
+import dataclasses
+
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -102,7 +104,8 @@ class TrainConfig:
 
 def resolve_config(raw: dict[str, Any]) -> tuple[TrainConfig, PolicyConfig]:
     """Split a raw config dict (`policy` a name or {name, ...fields}; without a name, the
-    learner's `default_policy`) into typed configs, each checked (the learner checks the run's)."""
+    learner's `default_policy`; fields it leaves unset from the learner's `policy_defaults`)
+    into typed configs, each checked (the learner checks the run's)."""
     raw = dict(raw)
     learner_cls = get_learner(str(raw.get("learner", "offline")))  # an unknown learner fails here, naming the closest
     policy_raw = raw.pop("policy", {})
@@ -114,6 +117,8 @@ def resolve_config(raw: dict[str, Any]) -> tuple[TrainConfig, PolicyConfig]:
     defaults = policy_cls.all_train_defaults()
     given = {key: value for key, value in raw.items() if not (key in defaults and value is None)}
     train_cfg = from_dict(TrainConfig, {**defaults, **given, "policy": name})
+    known = {f.name for f in dataclasses.fields(config_cls)}
+    policy_raw = {**{k: v for k, v in learner_cls.policy_defaults.items() if k in known}, **policy_raw}
     policy_cfg = from_dict(config_cls, policy_raw, where="policy.")
     learner_cls.check_config(train_cfg)
     return train_cfg, policy_cfg

@@ -9,8 +9,13 @@ time-limit truncation, not through termination) and the minibatch order of `epoc
 (a permutation per pass from a generator seeded by (seed, rollout, pass)). The rollout's
 tensors and the position in it are part of the training state, so a run killed in the middle of
 a rollout resumes exactly. Defaults follow CleanRL's `ppo_continuous_action.py` (2048 steps,
-10 epochs, minibatches of 64, clip 0.2, GAE 0.95, gradient norm 0.5, lr 3e-4) without its
-observation and reward normalisation wrappers and learning-rate annealing.
+10 epochs, minibatches of 64, clip 0.2, GAE 0.95, gradient norm 0.5, lr 3e-4) with its
+observation and reward normalisation (`normalize_obs`, `normalize_reward`; without its
+learning-rate annealing). The observation statistics are running moments of every observation
+collected so far, written after each rollout into the policy's own "gaussian" normaliser (PPO
+sets `--policy.obs_norm gaussian` unless told otherwise), so a checkpoint acts on raw
+observations like any policy; rewards are divided by the running standard deviation of the
+discounted return before GAE, which only rescales what the value network learns.
 """
 
 from __future__ import annotations
@@ -50,6 +55,10 @@ class PPOOptions(OnlineOptions):
     entropy_coef: float = 0.0
     max_grad_norm: float = 0.5
     value_hidden: tuple[int, ...] = (256, 256)
+    normalize_obs: bool = True
+    """Running mean/std of the observations into the policy's normaliser (CleanRL's NormalizeObservation)."""
+    normalize_reward: bool = True
+    """Rewards over the running std of the discounted return (CleanRL's NormalizeReward)."""
     buffer_size: int = 200_000
     """Replay ring capacity in transitions (PPO learns from the latest rollout only; the store keeps all)."""
 
@@ -70,10 +79,34 @@ class PPOOptions(OnlineOptions):
         self.value_hidden = tuple(self.value_hidden)
 
 
+class Moments:
+    """Running mean and variance of a stream of rows (Chan et al.'s parallel update), as in
+    gymnasium's NormalizeObservation/NormalizeReward; its state is tensors and a float."""
+
+    def __init__(self, shape: tuple[int, ...]) -> None:
+        self.mean, self.var, self.count = torch.zeros(shape, dtype=torch.float64), torch.ones(shape, dtype=torch.float64), 1e-4
+
+    def update(self, rows: torch.Tensor) -> None:
+        rows = rows.to(torch.float64)
+        n, mean, var = len(rows), rows.mean(0), rows.var(0, unbiased=False)
+        total = self.count + n
+        delta = mean - self.mean
+        self.mean = self.mean + delta * n / total
+        self.var = (self.var * self.count + var * n + delta**2 * self.count * n / total) / total
+        self.count = total
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"mean": self.mean, "var": self.var, "count": self.count}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.mean, self.var, self.count = state["mean"], state["var"], float(state["count"])
+
+
 class PPOLearner(OnlineLearner):
     """PPO with a clipped surrogate, GAE and a separate value network."""
 
     Options = PPOOptions
+    policy_defaults = {"obs_norm": "gaussian"}
     capacity_option = "buffer_size"
     options: PPOOptions
 
@@ -89,9 +122,36 @@ class PPOLearner(OnlineLearner):
         self.order = torch.zeros(0, dtype=torch.long)
         """Row indices of the rollout's remaining minibatches, concatenated."""
         self.rollouts = 0
+        if self.options.normalize_obs and policy.config.obs_norm != "gaussian":
+            raise ConfigError("learner_config.normalize_obs writes running statistics into a 'gaussian' observation "
+                              f"normaliser: use --policy.obs_norm gaussian (got {policy.config.obs_norm!r}) or "
+                              "--learner_config.normalize_obs false")
+        self.obs_moments = {k: Moments(tuple(shape)) for k, shape in self.policy.shapes.obs.items()}
+        self.return_moments = Moments(())
 
     def _values(self, obs: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        return self.value(self.flat_obs(obs)).squeeze(-1)
+        """V(s) on the policy's normalised observations."""
+        normed = {k: self.policy.normalizer.normalize(f"obs.{k}", v) for k, v in obs.items()}
+        return self.value(self.flat_obs(normed)).squeeze(-1)
+
+    def _normalise(self, b: dict[str, Any], ends: np.ndarray) -> np.ndarray:
+        """Update the running statistics with a new rollout (observations into the policy's
+        normaliser) and return its rewards, scaled by the discounted return's running std."""
+        opts, reward = self.options, b["reward"].numpy().astype(np.float64)
+        if opts.normalize_obs:
+            for key, moments in self.obs_moments.items():
+                moments.update(b["obs"][key][:, 0])
+                self.policy.normalizer.stat(f"obs.{key}", "mean").copy_(moments.mean)
+                self.policy.normalizer.stat(f"obs.{key}", "std").copy_(moments.var.sqrt())
+        if not opts.normalize_reward:
+            return reward
+        discounted, running = np.zeros_like(reward), 0.0
+        for t in range(len(reward)):  # whole episodes in time order: the return so far restarts at each
+            running = running * opts.gamma + reward[t]
+            discounted[t] = running
+            running = 0.0 if ends[t] else running
+        self.return_moments.update(torch.as_tensor(discounted))
+        return reward / math.sqrt(float(self.return_moments.var) + 1e-8)
 
     def collect(self, engine: RolloutEngine, step: int) -> dict[str, float]:
         if len(self.order):
@@ -101,11 +161,12 @@ class PPOLearner(OnlineLearner):
         while self.replay.added - start < opts.rollout_steps:
             metrics = self.play(engine)
         b = self.tensors(self.replay.recent(self.replay.added - start))
+        terminated = b["terminated"].numpy()
+        ends = np.logical_or(terminated, b["truncated"].numpy())
+        reward = self._normalise(b, ends)
         with torch.no_grad():
             logp, _ = self.policy.log_prob(b["obs"], b["action"])
             value, next_value = self._values(b["obs"]), self._values(b["next_obs"])
-        reward, terminated = b["reward"].numpy(), b["terminated"].numpy()
-        ends = np.logical_or(terminated, b["truncated"].numpy())
         delta = reward + opts.gamma * (1 - terminated) * next_value.numpy() - value.numpy()
         advantage = np.zeros_like(delta)
         running = 0.0
@@ -147,11 +208,17 @@ class PPOLearner(OnlineLearner):
     def state_dict(self) -> dict[str, Any]:
         return {"model": self.policy.state_dict(), "value": self.value.state_dict(),
                 "optimizer": self.optimizer.state_dict(), "rollout": self.rollout, "order": self.order,
-                "rollouts": self.rollouts, **self.online_state()}
+                "rollouts": self.rollouts, "obs_moments": {k: m.state_dict() for k, m in self.obs_moments.items()},
+                "return_moments": self.return_moments.state_dict(), **self.online_state()}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         self.policy.load_state_dict(state["model"])
         self.value.load_state_dict(state["value"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.rollout, self.order, self.rollouts = dict(state["rollout"]), state["order"], int(state["rollouts"])
+        for key, moments in self.obs_moments.items():
+            if key in state.get("obs_moments", {}):  # absent in a run saved before normalisation existed
+                moments.load_state_dict(state["obs_moments"][key])
+        if "return_moments" in state:
+            self.return_moments.load_state_dict(state["return_moments"])
         self.load_online_state(state)
