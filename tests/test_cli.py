@@ -47,6 +47,8 @@ def test_cli_errors_are_one_line(tmp_path: Path, capsys) -> None:
 def test_entry_point_runs() -> None:
     out = subprocess.run([sys.executable, "-m", "imitari", "tasks"], capture_output=True, text=True, check=True).stdout
     assert "metaworld/push" in out and "builtin/two_routes" in out
+    hopper = next(line for line in out.splitlines() if line.startswith("mujoco/hopper "))
+    assert "shipped sac expert: return" in hopper, "a shipped RL expert names itself and its measured return"
 
 
 def _one_error(capsys, *fragments: str) -> None:

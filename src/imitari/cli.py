@@ -139,11 +139,15 @@ def _cmd_demo(args: argparse.Namespace) -> None:
 
 def _cmd_tasks(args: argparse.Namespace) -> None:
     from imitari.envs.registry import get_task, list_tasks
+    from imitari.envs.trained_experts import expert_card
 
     for name in list_tasks():
         spec = get_task(name)
         expert = "expert" if spec.make_expert is not None else "no expert"
-        extra = f"  [needs imitari[{spec.extra}]]" if spec.extra else ""
+        card = expert_card(name)
+        extra = (f"  (shipped {card['learner']} expert: return {card['expert_return']['mean']:g} on "
+                 f"{card['eval_seeds']})" if card else "")
+        extra += f"  [needs imitari[{spec.extra}]]" if spec.extra else ""
         extra += f"  (+{name}:pixels, {spec.pixels} px)" if spec.pixels else ""
         print(f"{name:32s} {spec.max_steps:4d} steps  {expert:9s}  {spec.description}{extra}")
 
