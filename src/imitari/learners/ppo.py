@@ -39,6 +39,10 @@ if TYPE_CHECKING:
     from imitari.rollouts.engine import RolloutEngine
 
 
+LOG_RATIO_BOUND = 20.0
+"""|log pi_new - log pi_old| beyond this is clamped before exp() (a ratio of 5e8 is clipped anyway)."""
+
+
 @dataclass
 class PPOOptions(OnlineOptions):
     """PPO's options (`TrainConfig.learner_config`)."""
@@ -188,7 +192,10 @@ class PPOLearner(OnlineLearner):
         r = self.rollout
         obs = {k: v[index] for k, v in r["obs"].items()}
         logp, entropy = self.policy.log_prob(obs, r["action"][index])
-        ratio = (logp - r["logp"][index]).exp()
+        # bounded log-ratio: an executed action at the edge of the box (tanh saturated in float32)
+        # is re-scored at the clamped edge, where its old log-density can be -100 nats; exp() of
+        # a move that large overflows, and such rows add no gradient once the ratio is clipped
+        ratio = (logp - r["logp"][index]).clamp(-LOG_RATIO_BOUND, LOG_RATIO_BOUND).exp()
         adv = r["advantage"][index]
         adv = (adv - adv.mean()) / (adv.std() + 1e-8)
         policy_loss = torch.max(-adv * ratio, -adv * ratio.clamp(1 - opts.clip, 1 + opts.clip)).mean()
