@@ -145,7 +145,7 @@ SUITES: dict[str, Suite] = {
         ),
         Suite(
             name="locomotion",
-            description="Gymnasium MuJoCo v5 locomotion from 1, 4, 10 and 25 episodes of imitari's shipped SAC "
+            description="Gymnasium MuJoCo v5 locomotion from 1, 4, 10 and 25 episodes of imitari's shipped RL "
                         "experts: BC against DAgger and HG-DAgger (3 rounds of 2 episodes); normalised return "
                         "(random 0, expert 1), the imitation library's benchmark protocol on v5 envs",
             tasks=("mujoco/hopper", "mujoco/halfcheetah", "mujoco/walker2d"),
