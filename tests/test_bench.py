@@ -292,6 +292,8 @@ def test_a_learning_curve_suite_trains_each_count_and_learner_and_normalises_ret
     demo_steps = sum(ds.episode_info[i]["length"] for i in ds.filter_keys["first_2"])
     assert labels["bc", "2"] == demo_steps < labels[specs[1], "2"], "DAgger's rounds add labels to the demos'"
     assert labels["bc", "2"] < labels["bc", "4"]
+    played = {(r["policy"], r["demos"]): int(r["env_steps"]) for r in rows[2:]}
+    assert played["bc", "2"] == 0 and played[specs[1], "2"] == labels[specs[1], "2"] - demo_steps > 0
     assert (out / "runs" / "builtin-reach" / "bc" / "n2" / "seed0" / "rounds.json").exists() is False
     assert (out / "runs" / "builtin-reach" / "bc__learner=dagger__rounds=1__episodes_per_round=2" / "n4" / "seed0"
             / "rounds.json").is_file()

@@ -403,7 +403,8 @@ def _bench_run(spec: PolicySpec, suite: Suite, cfg: BenchConfig, task: str, data
     wall = time.perf_counter() - start
     policy, reported = _reported(run, device)
     summary, conditional = _evaluate(policy, task, seeds, suite, cfg)
-    curve = {} if demos is None else {"demos": demos, "expert_labels": _expert_labels(run, data, demos)}
+    curve = {} if demos is None else {"demos": demos, "expert_labels": _expert_labels(run, data, demos),
+                                      "env_steps": _env_steps(run)}
     bench_table.append_row(csv_path, bench_table.summary_row(
         task, spec.label, summary, seeds=seeds, conditional_entropy=conditional, train_seed=seed, updates=updates,
         cpu_minutes=round(cpu_seconds / 60, 4), budget_cpu_minutes=suite.budget_cpu_minutes,
@@ -425,6 +426,18 @@ def _expert_labels(run: Path, data: Path, demos: int) -> int:
         return int(json.loads(log.read_text())[-1]["expert_labels"])
     ds = Dataset.open(data)
     return int(sum(ds.episode_info[i]["length"] for i in filter_ids(ds, first_demos(demos))))
+
+
+def _env_steps(run: Path) -> int | str:
+    """Env steps a run played while training: its rounds' (`rounds.json`), 0 for an offline
+    learner, blank for rounds logged before they were counted."""
+    log = run / "rounds.json"
+    if not log.is_file():
+        return 0
+    rounds = json.loads(log.read_text())
+    if any("env_steps" not in r for r in rounds if r["round"] > 0):
+        return ""
+    return sum(int(r.get("env_steps", 0)) for r in rounds)
 
 
 def write_outputs(out: Path, suite: Suite, split: str = "test") -> Path:

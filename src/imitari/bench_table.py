@@ -29,7 +29,7 @@ FIELDS = [
     "task", "policy", "train_seed", "episodes", "successes", "success_rate", "ci_low", "ci_high", "mean_return",
     "mean_length", "behaviour_shares", "behaviour_entropy", "updates", "reported_step", "reported_from",
     "cpu_minutes", "budget_cpu_minutes", "params", "device", "eval_seeds", "score", "conditional_entropy",
-    "demos", "expert_labels",
+    "demos", "expert_labels", "env_steps",
 ]
 """CSV columns. train_seed: `TrainConfig.seed` of the run (blank for the expert; a CSV written
 before the column existed reads as seed 0); ci_low/ci_high: the 95% Wilson interval of the
@@ -41,7 +41,9 @@ mean per-episode score of tasks that report one (PushT), blank for the others;
 conditional_entropy: D3IL's conditional behaviour entropy over repeated rollouts from the same
 starts (`imitari.pipeline.repeated_entropy`), blank on tasks without behaviour labels; demos and
 expert_labels: on a learning curve (`Suite.demo_counts`), the demos the run was given and the
-expert-labelled steps it learned from (its rounds' labels included), blank elsewhere."""
+expert-labelled steps it learned from (its rounds' labels included), and the env steps it
+played while training (an interactive learner's rounds, every step whoever acted; 0 for an
+offline one), blank elsewhere."""
 
 
 def summary_row(task: str, policy: str, summary: EvalSummary, *, seeds: Sequence[int],
@@ -239,7 +241,7 @@ def markdown(rows: list[dict[str, str]], tasks: Sequence[str] = (), *, split: st
     behaviours = any(r["behaviour_shares"] for r in rows)
     curve = any(r.get("demos") for r in rows)
     zero_one = anchors(rows)
-    header = ["task", "policy"] + (["demos", "expert labels"] if curve else []) + ["seeds"]
+    header = ["task", "policy"] + (["demos", "expert labels", "env steps"] if curve else []) + ["seeds"]
     header += [f"normalised return ({split} seeds)", "mean return"] if zero_one else []
     succeeds = not zero_one or any(int(r["successes"] or 0) for r in rows)  # locomotion: no success column
     header += [f"success ({split} seeds)", "min-max", "std", "95% CI"] if succeeds else []
@@ -253,7 +255,8 @@ def markdown(rows: list[dict[str, str]], tasks: Sequence[str] = (), *, split: st
         low, high = wilson_interval(successes, episodes)
         spread = g.std is not None
         name = {EXPERT: "expert", RANDOM: "random actions"}.get(g.policy, f"`{g.policy}`")
-        cells = [g.task, name] + ([g.demos or "-", g.column_mean("expert_labels", ".0f")] if curve else [])
+        cells = [g.task, name] + ([g.demos or "-", g.column_mean("expert_labels", ".0f"),
+                                   g.column_mean("env_steps", ".0f")] if curve else [])
         cells.append("-" if g.expert else str(len(g.rows)))
         if zero_one:
             values = normalised_returns(g, zero_one)

@@ -135,6 +135,8 @@ def test_an_interrupted_run_resumes_to_the_same_data_and_weights(demos: Path, tm
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
     rounds = json.loads((straight / "rounds.json").read_text())
     assert [r["round"] for r in rounds] == [0, 1, 2] and rounds[2]["expert_labels"] == a.n_steps
+    assert rounds == json.loads((tmp_path / "cut" / "rounds.json").read_text())  # env steps counted once
+    assert rounds[0]["env_steps"] == 0 and all(r["env_steps"] == r["steps"] > 0 for r in rounds[1:])  # DAgger keeps all
     assert main(["eval", str(straight), "--episodes", "2", "--num-envs", "2", "--workers", "1"]) == 0
     # a trained checkpoint serves as the expert as well as a scripted one does
     expert, twin = load_expert(TASK, str(straight)), load_expert(TASK, str(straight))
@@ -212,7 +214,9 @@ def test_hg_dagger_beats_bc_at_equal_expert_labels(reach_dataset: Path, tmp_path
     collect(TASK, first10, episodes=10, workers=1, progress=False)  # the same episodes as seeds 0-9
     run = train({**common, "data": str(first10), "out": str(tmp_path / "hg"), "learner": "hg_dagger",
                  "learner_config": {"rounds": 2, "episodes_per_round": 10}})
-    labels = json.loads((run / "rounds.json").read_text())[-1]["expert_labels"]
+    rounds = json.loads((run / "rounds.json").read_text())
+    labels = rounds[-1]["expert_labels"]
+    assert all(r["env_steps"] > r["steps"] for r in rounds[1:]), "HG-DAgger plays more steps than it keeps"
     k = next(i + 1 for i in range(len(lengths)) if sum(lengths[: i + 1]) >= labels)
     bc_data = tmp_path / f"first{k}"
     collect(TASK, bc_data, episodes=k, workers=1, progress=False)

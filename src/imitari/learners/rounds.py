@@ -11,7 +11,10 @@ directory holds its own growing dataset, so the demonstrations given are never c
     <run>/rounds/round_<i>/    round i's training: one whole run of the shared loop (logging,
                                EMA, checkpoints, CPU budget, periodic evaluation, best kept) on
                                the episodes of rounds 0..i (filter key `round_<i>`)
-    <run>/rounds.json          per round: episodes and steps added, expert labels so far
+    <run>/rounds.json          per round: episodes and steps added, env steps played (all of
+                               them, kept or not: HG-DAgger keeps only the takeovers), expert
+                               labels so far
+    <run>/rounds/played_<i>.json  round i's env steps by episode seed, written as each ends
     <run>/checkpoints/         the last round's reported checkpoint, for `imitari eval <run>`
 
 Round 0 trains on the demonstrations alone. Round i >= 1 first plays
@@ -45,7 +48,7 @@ from imitari.learners.loop import Trainer
 from imitari.learners.registry import get_learner
 from imitari.policies.base import PolicyConfig
 from imitari.policies.loading import load_policy, read_checkpoint_config, read_json
-from imitari.rollouts.engine import ACTORS, RolloutEngine
+from imitari.rollouts.engine import ACTORS, RolloutEngine, Sink, Transition
 from imitari.rollouts.writer import ACTOR_FEATURE, EpisodeWriter
 
 DATA = "data"
@@ -72,7 +75,29 @@ def _aggregate(demos: Dataset, train_filter: str | None, path: Path) -> Dataset:
     return Dataset.open(path, writer=True)
 
 
-def _collect(learner_cls: Any, cfg: TrainConfig, ds: Dataset, round_: int, previous: Path, expert: Any) -> None:
+class PlayedSteps(Sink):
+    """Records each played episode's length by seed in `path` as it ends (an episode replayed
+    after an interruption overwrites its own entry, so the count stays exact)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.played: dict[str, int] = json.loads(path.read_text()) if path.is_file() else {}
+        self.steps: dict[int, int] = {}
+
+    def on_step(self, t: Transition) -> None:
+        self.steps[t.seed] = self.steps.get(t.seed, 0) + 1
+
+    def on_end(self, episode: int, seed: int) -> None:
+        self.played[str(seed)] = self.steps.pop(seed, 0)
+        write_json_atomic(self.path, self.played)
+
+
+def _played_path(run_dir: Path, round_: int) -> Path:
+    return run_dir / ROUNDS / f"played_{round_}.json"
+
+
+def _collect(learner_cls: Any, cfg: TrainConfig, ds: Dataset, round_: int, previous: Path, expert: Any,
+             played: Path) -> None:
     """Play round `round_`'s episodes not yet in `ds` and append the steps the learner keeps."""
     present = {info.get("seed") for info in ds.episode_info if info.get("round") == round_}
     opts = learner_cls.parse_options(cfg)
@@ -85,11 +110,12 @@ def _collect(learner_cls: Any, cfg: TrainConfig, ds: Dataset, round_: int, previ
                            extra={"round": round_})
     num_envs = min(opts.num_envs, len(seeds))
     with RolloutEngine(ds.env, num_envs=num_envs, workers=1) as engine:
-        engine.run(learner_cls.actor(policy, expert, round_, cfg), seeds, [writer])
+        engine.run(learner_cls.actor(policy, expert, round_, cfg), seeds, [PlayedSteps(played), writer])
 
 
-def _round_record(ds: Dataset, round_: int) -> dict[str, Any]:
-    """What the dataset holds of round `round_`, and the expert labels of rounds 0..round_."""
+def _round_record(ds: Dataset, round_: int, played: Path) -> dict[str, Any]:
+    """What the dataset holds of round `round_`, the env steps it played, and the expert labels
+    of rounds 0..round_."""
     ids = [i for i, info in enumerate(ds.episode_info) if info.get("round") == round_]
     actors = ds.arrays()[ACTOR_FEATURE]
     ends = np.asarray(ds.episode_ends)
@@ -101,6 +127,7 @@ def _round_record(ds: Dataset, round_: int) -> dict[str, Any]:
         "episodes": len({ds.episode_info[i].get("seed") for i in ids}),
         "dataset_episodes": len(ids),
         "steps": int(len(rows)),
+        "env_steps": int(sum(json.loads(played.read_text()).values())) if played.is_file() else 0,
         **{f"{name}_steps": int((actors[rows] == k).sum()) for k, name in enumerate(ACTORS)},
         "expert_labels": int(sum(ds.episode_info[i]["length"] for i in upto)),
     }
@@ -143,10 +170,12 @@ def train_rounds(train_cfg: TrainConfig, policy_cfg: PolicyConfig, run_dir: Path
             if r < len(log):
                 previous = round_dir
                 continue
+            played = _played_path(run_dir, r)
             if r > 0:
-                _collect(learner_cls, train_cfg, ds, r, previous, expert)
+                played.parent.mkdir(parents=True, exist_ok=True)
+                _collect(learner_cls, train_cfg, ds, r, previous, expert, played)
             ds.set_filter_key(f"round_{r}", [i for i, info in enumerate(ds.episode_info) if info.get("round", 0) <= r])
-            record = _round_record(ds, r)
+            record = _round_record(ds, r, played)
             print(f"{train_cfg.learner} round {r}: {record['steps']} steps added "
                   f"({record['expert_labels']} expert labels in all)")
             ds.close()
