@@ -19,7 +19,8 @@ def _cmd_collect(args: argparse.Namespace) -> None:
     from imitari.envs.collect import collect
 
     summary = collect(
-        args.env, Path(args.out), episodes=args.episodes, seed_start=args.seed_start, workers=args.workers
+        args.env, Path(args.out), episodes=args.episodes, seed_start=args.seed_start, workers=args.workers,
+        expert=args.expert,
     )
     print(summary)
 
@@ -171,6 +172,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="dataset directory (resumes if it exists)")
     p.add_argument("--seed-start", type=int, default=0, help="first episode seed (default 0)")
     p.add_argument("--workers", type=int, default=None, help="worker processes (default: CPU count)")
+    p.add_argument("--expert", default="task",
+                   help="'task' (the task's expert, default) or a trained run/checkpoint directory to act instead")
     p.set_defaults(func=_cmd_collect)
 
     data = sub.add_parser("data", help="inspect and curate datasets").add_subparsers(dest="data_command", required=True)

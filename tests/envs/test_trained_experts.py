@@ -51,6 +51,14 @@ def test_a_shipped_run_is_the_tasks_expert(tmp_path: Path) -> None:
                     "--episodes", "2", "--root", str(root)], check=True, capture_output=True)
     assert json.loads((expert_dir(TASK, root) / "expert.json").read_text())["eval_seeds"] == "1000-1001"
     assert [p.name for p in root.iterdir()] == [expert_dir(TASK, root).name]
+    # `collect --expert RUN`: the run acts instead of the task's expert, and the episodes name it
+    from imitari.data.store import Dataset
+    from imitari.envs.collect import collect
+
+    summary = collect(TASK, tmp_path / "taught", episodes=2, seed_start=1000, workers=1, progress=False, expert=str(run))
+    with Dataset.open(tmp_path / "taught") as ds:
+        assert [info["expert"] for info in ds.episode_info] == [str(run)] * 2
+    assert round(summary.mean_return, 1) == round(float(np.mean([r.return_ for r in results[:2]])), 1)
 
 
 def test_the_shipped_hopper_expert_collects_demonstrations(tmp_path: Path) -> None:

@@ -8,7 +8,9 @@ episode atomically as it ends (in completion order, not seed order). Episode i u
 `seed_start + i` for both the env and the expert, so a seed fully determines its
 demonstration. A collection that was interrupted, or asked for more episodes than it holds,
 continues where it stopped: seeds already in the dataset are skipped. Episodes the expert
-failed are kept with `success=False` (curation comes later).
+failed are kept with `success=False` (curation comes later). `expert` may name a trained
+checkpoint instead of the task's own expert (a worse RL checkpoint, for a suboptimal teacher);
+each episode's info then names it.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from tqdm.auto import tqdm
 from imitari.config import check_counts
 from imitari.data.lock import LOCK_NAME
 from imitari.data.store import Dataset, DatasetError
-from imitari.envs.experts import ExpertPolicy
+from imitari.envs.experts import TASK_EXPERT, ExpertPolicy, load_expert
 from imitari.envs.registry import TaskError, TaskSpec, get_task
 from imitari.rollouts.engine import RolloutEngine
 from imitari.rollouts.envs import default_workers
@@ -113,18 +115,20 @@ def collect(
     seed_start: int = 0,
     workers: int | None = None,
     progress: bool = True,
+    expert: str = TASK_EXPERT,
 ) -> CollectSummary:
     """Record the expert of `task` on seeds seed_start .. seed_start + episodes - 1 into the
     dataset at `out`, creating it or completing it (seeds it already holds are skipped).
 
     workers: processes playing episodes; None uses one per CPU; 1 plays in this process.
+    expert: "task" (the task's expert) or an imitari run or checkpoint directory.
     Raises ConfigError for a negative count or seed, TaskError for an unknown task or one
     without an expert, and DatasetError if `out` holds something other than a dataset of this
     task or another writer (a second `collect`, a `data split`) is using it.
     """
     check_counts(episodes=(episodes, 0), seed_start=(seed_start, 0), workers=(workers, 1))
     spec = get_task(task)
-    if spec.make_expert is None:
+    if expert == TASK_EXPERT and spec.make_expert is None:
         raise TaskError(f"task {task} has no expert to collect demonstrations with")
     start = time.perf_counter()
     env = spec.make(render=False)
@@ -145,11 +149,14 @@ def collect(
             bar.set_postfix_str(f"success {sum(e['success'] for e in done)}/{len(done)}")
 
         if seeds:
-            expert = ExpertPolicy(spec)
-            versioned = {"expert": expert.identity} if expert.identity else {}  # a planner names itself
+            if expert == TASK_EXPERT:
+                actor: Any = ExpertPolicy(spec)
+                versioned = {"expert": actor.identity} if actor.identity else {}  # a planner names itself
+            else:
+                actor, versioned = load_expert(spec, expert), {"expert": str(expert)}
             writer = EpisodeWriter(ds, spec.obs_keys, source="expert", on_episode=finished, extra=versioned)
             with RolloutEngine(task, num_envs=n_workers, workers=n_workers) as engine:
-                engine.run(expert, seeds, [writer], actor_name="expert")
+                engine.run(actor, seeds, [writer], actor_name="expert")
     return CollectSummary(
         task=task, path=path, collected=len(done), skipped=episodes - len(seeds),
         successes=sum(e["success"] for e in done), steps=sum(e["length"] for e in done),
