@@ -1,6 +1,6 @@
 """Policies on Meta-World from 84x84 pixels only, next to the same policy from state (docs/images.md).
 
-    MUJOCO_GL=osmesa python benchmarks/metaworld_pixels.py --tasks push,pick-place --policies bc,diffusion \
+    MUJOCO_GL=osmesa python benchmarks/metaworld_pixels.py --tasks push,pick-place --policies bc,diffusion:denoiser=mlp \
         --out runs/mw_pixels
 
 For each task: `imitari collect` 50 demos (seeds 0-49) of `metaworld/TASK` and of
@@ -29,11 +29,14 @@ def imitari(*args: str) -> None:
 
 
 def run_task(task: str, policy: str, out: Path) -> None:
+    """`policy` is a bench spec, NAME[:field=value...] (e.g. diffusion:denoiser=mlp)."""
+    name, *fields = policy.split(":")
+    options = [arg for field in fields for arg in (f"--policy.{field.partition('=')[0]}", field.partition("=")[2])]
     for kind, suffix in (("state", ""), ("pixels", ":pixels")):
-        data, run = out / "data" / f"{task}-{kind}", out / "runs" / policy / f"{task}-{kind}"
+        data, run = out / "data" / f"{task}-{kind}", out / "runs" / policy.replace(":", "__") / f"{task}-{kind}"
         imitari("collect", "--env", f"metaworld/{task}{suffix}", "--episodes", "50", "--out", str(data), "--workers", "1")
         if not (run / "config.json").is_file():
-            imitari("train", "--policy", policy, "--data", str(data), "--steps", str(UPDATES), "--batch-size",
+            imitari("train", "--policy", name, *options, "--data", str(data), "--steps", str(UPDATES), "--batch-size",
                     str(BATCH[kind]), "--threads", "1", "--out", str(run), "--progress", "false")
         elif not (run / "checkpoints" / f"step_{UPDATES:08d}").is_dir():
             imitari("train", "--resume", str(run), "--progress", "false")
@@ -56,7 +59,7 @@ def table(out: Path, results: Path) -> str:
         cfg = json.loads((run / "config.json").read_text())
         cpu = load_train_state(find_checkpoint(run))["cpu_seconds"] / 60
         task, kind = run.name.rsplit("-", 1)
-        policy = run.parent.name
+        policy = run.parent.name.replace("__", ":")
         rows.append(f"{task},{policy},{kind},{s['successes']},{s['n']},{s['ci_low']:.4f},{s['ci_high']:.4f},{cfg['steps']},"
                     f"{cfg['batch_size']},{cpu:.2f}")
         obs = "84x84 camera only" if kind == "pixels" else "39-D state"
@@ -68,7 +71,7 @@ def table(out: Path, results: Path) -> str:
     text = "\n".join(lines)
     (results / "metaworld_pixels.md").write_text(
         "# Meta-World from 84x84 pixels vs from state (50 demos, seeds 0-49)\n\n"
-        "`MUJOCO_GL=osmesa python benchmarks/metaworld_pixels.py --policies bc,diffusion` (docs/images.md); "
+        "`MUJOCO_GL=osmesa python benchmarks/metaworld_pixels.py --policies bc,diffusion:denoiser=mlp` (docs/images.md); "
         "the policies' defaults, 5,000 updates.\n\n"
         + text + "\n")
     return text
@@ -77,7 +80,7 @@ def table(out: Path, results: Path) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--tasks", default="push,pick-place")
-    parser.add_argument("--policies", default="bc,diffusion")
+    parser.add_argument("--policies", default="bc,diffusion:denoiser=mlp", help="comma-separated bench specs")
     parser.add_argument("--out", default="runs/mw_pixels")
     parser.add_argument("--results", default="results/images")
     args = parser.parse_args()
