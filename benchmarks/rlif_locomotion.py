@@ -10,7 +10,8 @@ starts from the same `--demos` episodes of it. Learning curves: normalised retur
 actions 0, the task's shipped expert 1, both measured here on the same test seeds) against the
 env steps each method played, on `--eval-episodes` test seeds (1000 up) per point:
 * RLIF: SAC on intervention rewards only (demos in a second buffer), evaluated at `--points`
-  env steps (the run resumes from one point to the next);
+  updates (the run resumes from one point to the next); `--terminal-reward R` runs the variant
+  whose falls also cost R (method `rlif terminal=R`);
 * DAgger and HG-DAgger: the policy of each round, at the env steps played up to it.
 One CSV row per (method, seed, point) in OUT/curves.csv; a rerun skips the rows it has and
 resumes unfinished runs. Writes OUT/curves.md and OUT/curves.png.
@@ -78,6 +79,9 @@ def main() -> None:
     p.add_argument("--episodes-per-round", type=int, default=5)
     p.add_argument("--round-updates", type=int, default=3000, help="DAgger/HG-DAgger updates per round")
     p.add_argument("--eval-episodes", type=int, default=20)
+    p.add_argument("--terminal-reward", type=float, default=0.0,
+                   help="RLIF's reward on a fall (the paper: 0); nonzero runs a variant, method 'rlif terminal=R'")
+    p.add_argument("--methods", default="dagger,hg_dagger,rlif", help="which of dagger, hg_dagger, rlif to run")
     p.add_argument("--out", default="runs/rlif_locomotion")
     args = p.parse_args()
 
@@ -110,7 +114,7 @@ def main() -> None:
     print(collect(args.task, demos, episodes=args.demos, workers=1, progress=False, expert=teacher))
     common = {"threads": 1, "progress": False}
     for seed in [int(s) for s in args.seeds.split(",")]:
-        for learner in ("dagger", "hg_dagger"):
+        for learner in [m for m in ("dagger", "hg_dagger") if m in args.methods.split(",")]:
             run = out / f"{learner}_seed{seed}"
             if (run / "config.json").exists():
                 resume(run)
@@ -127,11 +131,14 @@ def main() -> None:
                 if (learner, str(seed), str(args.round_updates * (record["round"] + 1))) not in done:
                     point(learner, seed, played, reported_checkpoint(round_dir), cpu,
                           updates=args.round_updates * (record["round"] + 1))
-        run = out / f"rlif_seed{seed}"
+        if "rlif" not in args.methods.split(","):
+            continue
+        method = "rlif" if args.terminal_reward == 0 else f"rlif terminal={args.terminal_reward:g}"
+        run = out / f"{method.replace(' ', '_')}_seed{seed}"
         lc = {"rule": "value", "reference": teacher, "expert": teacher, "learning_starts": 1000,
-              "init_temperature": 0.1}
+              "init_temperature": 0.1, "terminal_reward": args.terminal_reward}
         for target in [int(s) for s in args.points.split(",")]:
-            if ("rlif", str(seed), str(target)) in done:
+            if (method, str(seed), str(target)) in done:
                 continue
             if (run / "config.json").exists():
                 resume(run, {"steps": target})
@@ -139,7 +146,7 @@ def main() -> None:
                 train({**common, "env": args.task, "data": str(demos), "out": str(run), "learner": "rlif",
                        "seed": seed, "steps": target, "ckpt_every": 1000, "learner_config": lc})
             last = [json.loads(line) for line in (run / "metrics.jsonl").open() if '"rollout/takeovers"' in line][-1]
-            point("rlif", seed, replay_steps(run), find_checkpoint(run), cpu_minutes(run), updates=target,
+            point(method, seed, replay_steps(run), find_checkpoint(run), cpu_minutes(run), updates=target,
                   takeovers_per_episode=round(last["rollout/takeovers"], 2))
     write_report(out, anchors)
 

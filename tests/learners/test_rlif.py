@@ -3,6 +3,7 @@ who acts, demonstrations join the batches, and bad options fail in one line."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -42,6 +43,15 @@ def test_the_step_before_each_takeover_gets_minus_one_and_every_other_step_zero(
     assert [t.step for t in sink.steps] == list(range(7)) and sink.ended == [0]
     assert [t.reward for t in sink.steps] == [0.0, -1.0, 0.0, 0.0, -1.0, 0.0, 0.0]
     assert relabel.pop() == [(3.5, 2)], "the task's return and the number of takeovers"
+    # a terminating step (a fall) gets `terminal_reward`; a truncated one does not
+    for end in ("terminated", "truncated"):
+        sink = _Recorder()
+        relabel = InterventionReward(sink, terminal_reward=-100.0)
+        relabel.on_start(0, 3, {"state": np.zeros(2, np.float32)}, None)
+        relabel.on_step(_t(0, "policy"))
+        relabel.on_step(replace(_t(1, "policy"), terminated=end == "terminated", truncated=end == "truncated"))
+        relabel.on_end(0, 3)
+        assert [t.reward for t in sink.steps] == [0.0, -100.0 if end == "terminated" else 0.0]
 
 
 class _Const:

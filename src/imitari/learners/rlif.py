@@ -71,6 +71,10 @@ class RLIFOptions(SACOptions):
     """Steps the expert keeps control once it took over."""
     demo_ratio: float = 0.5
     """Share of each batch drawn from the demonstrations of `--data` (ignored without)."""
+    terminal_reward: float = 0.0
+    """Reward of a step that ends the episode by termination (a fall), beside its takeover reward:
+    0 in the paper. Negative values take away the incentive to end an episode early, where no
+    more takeovers can come (-1 / (1 - gamma) makes a fall as bad as a takeover at every step)."""
     learning_starts: int = 1000
 
     def __post_init__(self) -> None:
@@ -84,6 +88,7 @@ class RLIFOptions(SACOptions):
         check_number(self, "confidence", ge=0.5, le=1)
         check_number(self, "intervention_steps", ge=1)
         check_number(self, "demo_ratio", ge=0, lt=1)
+        check_number(self, "terminal_reward", le=0)
         for name in ("expert", "reference"):
             source = getattr(self, name)
             if source not in ("", TASK_EXPERT) and not Path(source).exists():
@@ -175,10 +180,11 @@ class Intervening(Mixture):
 
 class InterventionReward(Sink):
     """Passes transitions on to `sink` with RLIF's reward (-1 on the policy's step that led into
-    a takeover, else 0), holding each one back a step to know; counts takeovers and task returns."""
+    a takeover, else 0; `terminal_reward` on a terminating step), holding each one back a step
+    to know; counts takeovers and task returns."""
 
-    def __init__(self, sink: Sink) -> None:
-        self.sink = sink
+    def __init__(self, sink: Sink, terminal_reward: float = 0.0) -> None:
+        self.sink, self.terminal_reward = sink, terminal_reward
         self.held: dict[int, Transition | None] = {}
         self._task_return: dict[int, float] = {}
         self._takeovers: dict[int, int] = {}
@@ -201,7 +207,7 @@ class InterventionReward(Sink):
     def on_end(self, episode: int, seed: int) -> None:
         last = self.held.pop(episode)
         if last is not None:
-            self.sink.on_step(replace(last, reward=0.0))
+            self.sink.on_step(replace(last, reward=self.terminal_reward if last.terminated else 0.0))
         self.sink.on_end(episode, seed)
         self.finished.append((self._task_return.pop(episode), self._takeovers.pop(episode)))
 
@@ -262,7 +268,7 @@ class RLIFLearner(SACLearner):
             reference = self.critic_ref.policy if self.critic_ref is not None else load_expert(cfg.env, opts.reference)
         self.reference = reference
         self.bounds = (self.random_actor.low, self.random_actor.high)
-        self.relabel = InterventionReward(self.replay)
+        self.relabel = InterventionReward(self.replay, opts.terminal_reward)
         self.demos = demo_buffer(cfg.data, self.replay) if cfg.data else None
 
     def rollout_actor(self, actor: Any) -> Any:
