@@ -3,7 +3,8 @@
     python benchmarks/ship_expert.py --run runs/hopper-sac [--task mujoco/hopper] [--episodes 50]
 
 Evaluates the run's reported checkpoint (its best by validation return when it kept one, else
-its latest) with its deterministic action on the test seeds (1000 upward), and a uniformly
+its latest) with its deterministic action, one observation at a time as the shipped expert
+acts, on the test seeds (1000 upward), and a uniformly
 random policy on the same seeds (the 0 of normalised return), then writes the checkpoint's
 inference files and an `expert.json` card (how it was trained, what it measured) into
 `src/imitari/envs/expert_checkpoints/<task>/` (`imitari.envs.trained_experts`), replacing a
@@ -13,6 +14,7 @@ previous expert of the task in one rename. Nothing is written if the evaluation 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import json
 import shutil
@@ -21,7 +23,7 @@ import sys
 from pathlib import Path
 
 
-def returns_of(actor, task: str, seeds: list[int]) -> list[float]:
+def returns_of(actor, task, seeds: list[int]) -> list[float]:
     from imitari.eval.rollout import evaluate
 
     results, _ = evaluate(actor, task, seeds=seeds, num_envs=10, workers=1, progress=True)
@@ -43,16 +45,20 @@ def main() -> None:
     args = parser.parse_args()
     from imitari.learners.checkpoint import load_train_state, reported_checkpoint
     from imitari.envs.experts import random_policy
-    from imitari.envs.trained_experts import CARD, EXPERTS_DIR, POLICY_FILES, expert_dir
-    from imitari.policies.loading import find_checkpoint, load_policy, read_checkpoint_config
+    from imitari.envs.trained_experts import CARD, EXPERTS_DIR, POLICY_FILES, CheckpointExpert, expert_dir
+    from imitari.envs.experts import ExpertPolicy
+    from imitari.envs.registry import get_task
+    from imitari.policies.loading import find_checkpoint, read_checkpoint_config
 
     run = Path(args.run)
     config = json.loads((run / "config.json").read_text())
     task = args.task or config["env"]
     ckpt = reported_checkpoint(run)
-    policy = load_policy(ckpt)
+    # measured the way the shipped expert acts: one observation at a time (a batched policy's
+    # actions differ in the last float bits, which chaotic dynamics such as Walker2d's amplify)
+    spec = dataclasses.replace(get_task(task), make_expert=lambda env: CheckpointExpert(ckpt, "candidate"))
     seeds = list(range(args.seed_start, args.seed_start + args.episodes))
-    expert_returns = returns_of(policy, task, seeds)
+    expert_returns = returns_of(ExpertPolicy(spec), spec, seeds)
     random_returns = returns_of(random_policy(task), task, seeds)
     latest = load_train_state(find_checkpoint(run))  # how long the whole run trained
     env_steps = None
