@@ -30,13 +30,15 @@ def imitari(*args: str) -> None:
 
 def run_task(task: str, policy: str, out: Path) -> None:
     """`policy` is a bench spec, NAME[:field=value...] (e.g. diffusion:denoiser=mlp)."""
-    name, *fields = policy.split(":")
-    options = [arg for field in fields for arg in (f"--policy.{field.partition('=')[0]}", field.partition("=")[2])]
+    from imitari.bench import parse_spec
+
+    spec = parse_spec(policy)  # validates the fields before any work
+    options = [arg for key, value in spec.fields.items() for arg in (f"--policy.{key}", str(value))]
     for kind, suffix in (("state", ""), ("pixels", ":pixels")):
         data, run = out / "data" / f"{task}-{kind}", out / "runs" / policy.replace(":", "__") / f"{task}-{kind}"
         imitari("collect", "--env", f"metaworld/{task}{suffix}", "--episodes", "50", "--out", str(data), "--workers", "1")
         if not (run / "config.json").is_file():
-            imitari("train", "--policy", name, *options, "--data", str(data), "--steps", str(UPDATES), "--batch-size",
+            imitari("train", "--policy", spec.name, *options, "--data", str(data), "--steps", str(UPDATES), "--batch-size",
                     str(BATCH[kind]), "--threads", "1", "--out", str(run), "--progress", "false")
         elif not (run / "checkpoints" / f"step_{UPDATES:08d}").is_dir():
             imitari("train", "--resume", str(run), "--progress", "false")

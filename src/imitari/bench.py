@@ -403,8 +403,7 @@ def _bench_run(spec: PolicySpec, suite: Suite, cfg: BenchConfig, task: str, data
     wall = time.perf_counter() - start
     policy, reported = _reported(run, device)
     summary, conditional = _evaluate(policy, task, seeds, suite, cfg)
-    curve = {} if demos is None else {"demos": demos, "expert_labels": _expert_labels(run, data, demos),
-                                      "env_steps": _env_steps(run)}
+    curve = {} if demos is None else _curve(run, data, demos)
     bench_table.append_row(csv_path, bench_table.summary_row(
         task, spec.label, summary, seeds=seeds, conditional_entropy=conditional, train_seed=seed, updates=updates,
         cpu_minutes=round(cpu_seconds / 60, 4), budget_cpu_minutes=suite.budget_cpu_minutes,
@@ -415,29 +414,23 @@ def _bench_run(spec: PolicySpec, suite: Suite, cfg: BenchConfig, task: str, data
           f"{format_summary(summary)}", flush=True)
 
 
-def _expert_labels(run: Path, data: Path, demos: int) -> int:
-    """Expert-labelled steps a run learned from: its demos' steps, plus the labels its rounds
-    added for an interactive learner (`rounds.json`)."""
+def _curve(run: Path, data: Path, demos: int) -> dict[str, Any]:
+    """A learning-curve row's columns: the demos given; the expert-labelled steps the run learned
+    from (its demos' steps, plus the labels its rounds added, `rounds.json`); and the env steps
+    it played while training (its rounds', 0 for an offline learner, blank for rounds logged
+    before they were counted)."""
     from imitari.data.split import filter_ids
     from imitari.data.store import Dataset
 
     log = run / "rounds.json"
-    if log.is_file():
-        return int(json.loads(log.read_text())[-1]["expert_labels"])
-    ds = Dataset.open(data)
-    return int(sum(ds.episode_info[i]["length"] for i in filter_ids(ds, first_demos(demos))))
-
-
-def _env_steps(run: Path) -> int | str:
-    """Env steps a run played while training: its rounds' (`rounds.json`), 0 for an offline
-    learner, blank for rounds logged before they were counted."""
-    log = run / "rounds.json"
     if not log.is_file():
-        return 0
+        with Dataset.open(data) as ds:
+            labels = int(sum(ds.episode_info[i]["length"] for i in filter_ids(ds, first_demos(demos))))
+        return {"demos": demos, "expert_labels": labels, "env_steps": 0}
     rounds = json.loads(log.read_text())
-    if any("env_steps" not in r for r in rounds if r["round"] > 0):
-        return ""
-    return sum(int(r.get("env_steps", 0)) for r in rounds)
+    counted = all("env_steps" in r for r in rounds if r["round"] > 0)
+    return {"demos": demos, "expert_labels": int(rounds[-1]["expert_labels"]),
+            "env_steps": sum(int(r.get("env_steps", 0)) for r in rounds) if counted else ""}
 
 
 def write_outputs(out: Path, suite: Suite, split: str = "test") -> Path:
