@@ -30,10 +30,9 @@ ANCHORS = ("random", "expert", "suboptimal expert")
 
 
 def returns(actor, task: str, seeds: list[int]) -> float:
-    from imitari.eval.rollout import evaluate
+    from imitari.eval.rollout import episode_returns
 
-    results, _ = evaluate(actor, task, seeds=seeds, num_envs=min(10, len(seeds)), workers=1, progress=False)
-    return statistics.fmean(r.return_ for r in results)
+    return statistics.fmean(episode_returns(actor, task, seeds))
 
 
 def rows_of(path: Path) -> list[dict[str, str]]:
@@ -52,9 +51,9 @@ def append(path: Path, row: dict) -> None:
 
 def cpu_minutes(run: Path) -> float:
     """Process CPU minutes a run's training spent (its checkpoints' budget record)."""
-    from imitari.bench import _spent_in
+    from imitari.bench import spent_in
 
-    return _spent_in(run)[1] / 60
+    return spent_in(run)[1] / 60
 
 
 def replay_steps(run: Path) -> int:

@@ -23,13 +23,6 @@ import sys
 from pathlib import Path
 
 
-def returns_of(actor, task, seeds: list[int]) -> list[float]:
-    from imitari.eval.rollout import evaluate
-
-    results, _ = evaluate(actor, task, seeds=seeds, num_envs=10, workers=1, progress=True)
-    return [r.return_ for r in results]
-
-
 def describe(values: list[float]) -> dict[str, float]:
     return {"mean": round(statistics.fmean(values), 1), "std": round(statistics.pstdev(values), 1),
             "min": round(min(values), 1), "max": round(max(values), 1)}
@@ -45,6 +38,7 @@ def main() -> None:
     args = parser.parse_args()
     from imitari.learners.checkpoint import load_train_state, reported_checkpoint
     from imitari.envs.experts import random_policy
+    from imitari.eval.rollout import episode_returns
     from imitari.envs.trained_experts import CARD, EXPERTS_DIR, POLICY_FILES, CheckpointExpert, expert_dir
     from imitari.envs.experts import ExpertPolicy
     from imitari.envs.registry import get_task
@@ -58,8 +52,8 @@ def main() -> None:
     # actions differ in the last float bits, which chaotic dynamics such as Walker2d's amplify)
     spec = dataclasses.replace(get_task(task), make_expert=lambda env: CheckpointExpert(ckpt, "candidate"))
     seeds = list(range(args.seed_start, args.seed_start + args.episodes))
-    expert_returns = returns_of(ExpertPolicy(spec), spec, seeds)
-    random_returns = returns_of(random_policy(task), task, seeds)
+    expert_returns = episode_returns(ExpertPolicy(spec), spec, seeds, progress=True)
+    random_returns = episode_returns(random_policy(task), task, seeds, progress=True)
     latest = load_train_state(find_checkpoint(run))  # how long the whole run trained
     env_steps = None
     metrics = run / "metrics.jsonl"

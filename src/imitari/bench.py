@@ -270,7 +270,7 @@ def _train(spec: PolicySpec, suite: Suite, data: Path, run: Path, cfg: BenchConf
         if not (run / "checkpoints").is_dir():  # its rounds resume where they stopped
             print(f"[bench] resuming the rounds of {run}", flush=True)
             resume(run, runtime)
-        return _spent_in(run)
+        return spent_in(run)
     try:
         latest = find_checkpoint(run)
     except CheckpointError:
@@ -286,10 +286,10 @@ def _train(spec: PolicySpec, suite: Suite, data: Path, run: Path, cfg: BenchConf
         if _spent(latest) < 60 * suite.budget_cpu_minutes:
             print(f"[bench] resuming {run} from its last checkpoint", flush=True)
             resume(run, runtime)
-    return _spent_in(run)
+    return spent_in(run)
 
 
-def _spent_in(run: Path) -> tuple[int, float]:
+def spent_in(run: Path) -> tuple[int, float]:
     """(updates, CPU seconds) of a finished run: its last checkpoint's, summed over the rounds of
     an interactive learner (`<run>/rounds/round_<i>/`)."""
     from imitari.learners.checkpoint import load_train_state

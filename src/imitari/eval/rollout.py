@@ -113,3 +113,10 @@ def evaluate(
     results = [metrics.results[e] for e in range(len(seeds))]
     videos = [Video(seed=seeds[e], frames=f, fps=fps) for e, f in sorted(metrics.frames.items())]
     return results, videos
+
+
+def episode_returns(policy: Actor, task: str | TaskLike, seeds: Sequence[int], *, progress: bool = False) -> list[float]:
+    """The return of one episode per seed (in seed order), 10 in flight in this process: what a
+    return-only measurement (an expert's card, a learning curve's point) needs of `evaluate`."""
+    results, _ = evaluate(policy, task, seeds=seeds, num_envs=10, workers=1, progress=progress)
+    return [r.return_ for r in results]

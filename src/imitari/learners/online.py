@@ -45,7 +45,7 @@ POLICY = "tanh_gaussian"
 def task_shapes(task: str) -> tuple[Shapes, dict[str, dict[str, Any]]]:
     """The task's observation and action shapes, and normaliser statistics built from its spaces:
     the action's min/max are the action bounds (a tanh policy spans them exactly); observations
-    get unit statistics (the policy leaves them raw by default)."""
+    get unit statistics (raw observations under any normalisation mode; PPO writes running ones)."""
     from imitari.envs.registry import get_task
 
     env = get_task(task).make()

@@ -39,8 +39,10 @@ class TanhGaussianConfig(PolicyConfig):
     obs_horizon: int = 1
     action_horizon: int = 1
     exec_horizon: int = 1
-    obs_norm: NormMode = "none"
-    """Raw observations (what SAC and PPO are usually run with on MuJoCo)."""
+    obs_norm: NormMode = "gaussian"
+    """Standardised observations: offline BC and DAgger from demonstrations need them (on the
+    locomotion validation seeds, docs/interactive.md); online learners build unit statistics
+    from the env's spaces, so SAC sees raw observations and PPO writes its running ones."""
     hidden: tuple[int, ...] = (256, 256)
     log_std_min: float = -5.0
     log_std_max: float = 2.0
