@@ -6,7 +6,9 @@ The built-in rows start from imitari's BC set up like robomimic 0.3.0's default 
 Adam 1e-4 constant, batch 100, every step once per epoch, no gradient clipping, 10k updates)
 and switch one setting at a time back to imitari's old default. `--rows-file` (YAML: label ->
 train config, as `imitari train --config` reads) sweeps other configurations instead. Every
-row trains on each dataset with each training seed and is evaluated on the same seeds; rows
+row trains on each dataset with each training seed and is evaluated on the same seeds (with
+`--anchors`, the task's expert and random actions too, so tasks without a success criterion
+read as normalised returns); rows
 are appended to `<out>/results.csv` as they finish and a rerun skips finished ones, so a killed
 sweep resumes. Evaluate on validation seeds (2000+) to choose, on test seeds (1000+) to report.
 
@@ -31,6 +33,7 @@ from imitari.eval.metrics import format_summary, summarize
 from imitari.eval.rollout import evaluate
 from imitari.eval.seeds import split_of
 from imitari.data.store import Dataset
+from imitari.envs.experts import expert_policy, random_policy
 from imitari.learners.checkpoint import reported_checkpoint
 from imitari.policies.loading import find_checkpoint, load_policy, read_checkpoint_config
 from imitari.learners.loop import train
@@ -98,6 +101,7 @@ def main() -> None:
     parser.add_argument("--rows", default=None, help="';'-separated row labels, in order (default: all)")
     parser.add_argument("--rows-file", default=None, help="YAML: label -> train config (instead of the ablation)")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--anchors", action="store_true", help="also evaluate the expert and random actions")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     rows = load_file(args.rows_file) if args.rows_file else ABLATION
@@ -106,6 +110,12 @@ def main() -> None:
     csv_path = out / "results.csv"
     seeds = list(range(args.seed_start, args.seed_start + args.episodes))
     done = {(r["task"], r["policy"], r.get("train_seed") or "0") for r in bench_table.read_rows(csv_path)}
+    for data in args.data.split(",") if args.anchors else []:
+        task = Dataset.open(data).env
+        for label, make in ((bench_table.EXPERT, expert_policy), (bench_table.RANDOM, random_policy)):
+            if (task, label, "") not in done:
+                results, _ = evaluate(make(task), task, seeds=seeds, num_envs=10, progress=False)
+                bench_table.append_row(csv_path, bench_table.summary_row(task, label, summarize(results), seeds=seeds))
     for label in args.rows.split(";") if args.rows else list(rows):
         for data in args.data.split(","):
             for seed in map(int, args.train_seeds.split(",")):

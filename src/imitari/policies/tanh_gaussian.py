@@ -39,10 +39,11 @@ class TanhGaussianConfig(PolicyConfig):
     obs_horizon: int = 1
     action_horizon: int = 1
     exec_horizon: int = 1
-    obs_norm: NormMode = "gaussian"
-    """Standardised observations: offline BC and DAgger from demonstrations need them (on the
-    locomotion validation seeds, docs/interactive.md); online learners build unit statistics
-    from the env's spaces, so SAC sees raw observations and PPO writes its running ones."""
+    obs_norm: NormMode = "limits"
+    """Observations scaled to [-1, 1] by the demos' range: what BC and DAgger from locomotion
+    demos need (raw ones lose 0.6 of the normalised return, docs/interactive.md); online
+    learners build unit statistics from the env's spaces, so SAC sees raw observations and PPO
+    (which sets `gaussian`) writes its running ones."""
     hidden: tuple[int, ...] = (256, 256)
     log_std_min: float = -5.0
     log_std_max: float = 2.0
