@@ -60,6 +60,13 @@ class TrainConfig:
     """EMA decay schedule 1 - (1 + step)^-power, capped at `ema_max` (as in Diffusion Policy)."""
     ema_max: float = 0.9999
     seed: int = 0
+    init_encoder: str | None = None
+    """A run or checkpoint whose observation encoder starts this run's (the run's reported
+    checkpoint: best, else latest): e.g. a BC run's trained CNN for a diffusion policy on the
+    same cameras. Only its encoder weights are read (safetensors); they must fit."""
+    freeze_encoder: bool = False
+    """Keep the observation encoder's weights as they start (with `init_encoder`: a frozen
+    pretrained encoder)."""
     train_filter: str | None = "train"
     """Filter key of the episodes to train on; falls back to all episodes if the dataset has none."""
     log_every: int = 100

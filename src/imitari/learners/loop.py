@@ -32,12 +32,13 @@ from imitari.data.split import filter_ids
 from imitari.data.store import Dataset
 from imitari.data.windows import WindowSampler
 from imitari.learners.batches import WindowBatches
-from imitari.learners.checkpoint import BEST, resume_states, save_checkpoint
+from imitari.learners.checkpoint import BEST, reported_checkpoint, resume_states, save_checkpoint
 from imitari.learners.config import TrainConfig, full_config, resolve_config
 from imitari.learners.logger import MetricsLogger
 from imitari.learners.registry import get_learner
 from imitari.learners.schedule import ema_decay
 from imitari.policies.base import Policy, PolicyConfig, Shapes
+from imitari.policies.loading import load_encoder_weights
 from imitari.policies.phases import phase_at
 from imitari.policies.registry import make_policy
 
@@ -95,6 +96,8 @@ class Trainer:
             stats = self._open_dataset(train_cfg, policy_cfg)
         torch.manual_seed(train_cfg.seed)
         self.policy: Policy = make_policy(train_cfg.policy, policy_cfg, shapes=self.shapes, stats=stats).to(self.device)
+        if train_cfg.freeze_encoder:
+            self.policy.obs_encoder.requires_grad_(False)
         self.stats = stats
         self.cpu_seconds = 0.0  # process CPU seconds spent in the training loop, over all resumed calls
         self.budget_seconds = None if train_cfg.budget_cpu_minutes is None else 60.0 * train_cfg.budget_cpu_minutes
@@ -194,6 +197,15 @@ class Trainer:
         self.ema = None if state["ema"] is None else {k: v for k, v in state["ema"].items() if k in own}
         self.step = int(state["step"])
         self.cpu_seconds = float(state.get("cpu_seconds", 0.0))
+
+    def _init_encoder(self, source: Path) -> None:
+        """Start the policy's observation encoder from `source`'s (`init_encoder`), EMA included."""
+        ckpt = reported_checkpoint(source)
+        copied = load_encoder_weights(self.policy, ckpt)
+        if self.ema is not None:
+            self.ema = {k: v.detach().clone() for k, v in self.policy.state_dict().items()}
+        print(f"observation encoder: {copied} tensors from {ckpt}"
+              f"{' (frozen)' if self.cfg.freeze_encoder else ''}", flush=True)
 
     # --- one step of the loop ------------------------------------------------------------
     def update(self) -> dict[str, float]:
@@ -306,6 +318,8 @@ class Trainer:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if resume:
             self.restore()
+        elif self.cfg.init_encoder:
+            self._init_encoder(Path(self.cfg.init_encoder))
         write_json_atomic(self.run_dir / "config.json", self.config_dict())
         if self.dataset is not None:
             write_json_atomic(self.run_dir / "dataset_summary.json", dataset_summary(self.dataset))

@@ -140,3 +140,33 @@ def load_policy(path: str | Path, *, device: str = "cpu", overrides: dict[str, A
     if missing or unexpected:
         raise CheckpointError(f"{ckpt}: weights do not fit the policy (missing {missing[:5]}, unexpected {unexpected[:5]})")
     return policy.to(device).eval()
+
+
+ENCODER_PREFIX = "obs_encoder."
+
+
+def load_encoder_weights(policy: Policy, ckpt: Path) -> int:
+    """Copy the observation encoder weights of checkpoint `ckpt` into `policy`'s encoder
+    (representation transfer: a BC run's trained CNN starting a diffusion policy on the same
+    cameras); returns how many tensors were copied. CheckpointError when the checkpoint has no
+    encoder weights or they do not fit (another camera size or encoder config)."""
+    verify_files(ckpt, "model.safetensors")
+    try:
+        state = load_file(str(ckpt / "model.safetensors"))
+    except Exception as exc:  # safetensors raises several types
+        raise CheckpointError(f"{ckpt}: cannot read model.safetensors ({one_line(exc)})") from exc
+    weights = {k[len(ENCODER_PREFIX):]: v for k, v in state.items() if k.startswith(ENCODER_PREFIX)}
+    own = policy.obs_encoder.state_dict()
+    if not weights or not own:
+        whose = "its" if not weights else "this policy's"
+        raise CheckpointError(f"{ckpt}: {whose} observation encoder has no weights to transfer (low-dim "
+                              "observations only?)")
+    if nonfinite(weights):
+        raise CheckpointError(f"{ckpt}: encoder weights {nonfinite(weights)[:3]} are NaN or inf")
+    unfit = sorted(k for k in own if k not in weights or weights[k].shape != own[k].shape)
+    if unfit or set(weights) - set(own):
+        raise CheckpointError(f"{ckpt}: its observation encoder does not fit this policy's "
+                              f"(differs at {(unfit or sorted(set(weights) - set(own)))[:3]}): same cameras "
+                              "and image_encoder settings needed")
+    policy.obs_encoder.load_state_dict(weights)
+    return len(weights)
