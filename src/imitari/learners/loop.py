@@ -103,9 +103,9 @@ class Trainer:
         self.budget_seconds = None if train_cfg.budget_cpu_minutes is None else 60.0 * train_cfg.budget_cpu_minutes
         online = {"run_dir": run_dir} if learner_cls.online else {}
         self.learner = learner_cls(self.policy, train_cfg, budget_spent=self.budget_spent, **online)
-        self.ema: dict[str, torch.Tensor] | None = (
-            {k: v.detach().clone() for k, v in self.policy.state_dict().items()} if policy_cfg.ema else None
-        )
+        self.ema: dict[str, torch.Tensor] | None = None
+        if policy_cfg.ema:
+            self.reset_ema()
         self.step = 0
 
     def _open_dataset(self, train_cfg: TrainConfig, policy_cfg: PolicyConfig) -> dict[str, Any]:
@@ -198,12 +198,16 @@ class Trainer:
         self.step = int(state["step"])
         self.cpu_seconds = float(state.get("cpu_seconds", 0.0))
 
+    def reset_ema(self) -> None:
+        """Start the EMA at the policy's current weights (after they were set from elsewhere)."""
+        self.ema = {k: v.detach().clone() for k, v in self.policy.state_dict().items()}
+
     def _init_encoder(self, source: Path) -> None:
         """Start the policy's observation encoder from `source`'s (`init_encoder`), EMA included."""
         ckpt = reported_checkpoint(source)
         copied = load_encoder_weights(self.policy, ckpt)
         if self.ema is not None:
-            self.ema = {k: v.detach().clone() for k, v in self.policy.state_dict().items()}
+            self.reset_ema()
         print(f"observation encoder: {copied} tensors from {ckpt}"
               f"{' (frozen)' if self.cfg.freeze_encoder else ''}", flush=True)
 

@@ -138,7 +138,7 @@ def _warm_start(trainer: Trainer, previous: Path) -> None:
     state = load_file(str(reported_checkpoint(previous) / "model.safetensors"))
     trainer.policy.load_state_dict(state)
     if trainer.ema is not None:
-        trainer.ema = {k: v.detach().clone() for k, v in trainer.policy.state_dict().items()}
+        trainer.reset_ema()
 
 
 def _export(run_dir: Path, last: Path) -> Path:

@@ -95,6 +95,20 @@ def read_checkpoint_config(ckpt: Path) -> dict[str, Any]:
     return config
 
 
+def read_weights(ckpt: Path) -> dict[str, torch.Tensor]:
+    """The checkpoint's verified inference weights (`model.safetensors`); CheckpointError if the
+    file is missing, damaged or holds NaN or inf."""
+    verify_files(ckpt, "model.safetensors")
+    try:
+        state = load_file(str(ckpt / "model.safetensors"))
+    except Exception as exc:  # safetensors raises several types
+        raise CheckpointError(f"{ckpt}: cannot read model.safetensors ({one_line(exc)})") from exc
+    bad = nonfinite(state)
+    if bad:
+        raise CheckpointError(f"{ckpt}: weights {bad[:3]} are NaN or inf; this checkpoint cannot act")
+    return state
+
+
 def load_policy(path: str | Path, *, device: str = "cpu", overrides: dict[str, Any] | None = None) -> Policy:
     """Rebuild the policy stored in a checkpoint (or a run's latest one), ready for `act`.
 
@@ -105,7 +119,7 @@ def load_policy(path: str | Path, *, device: str = "cpu", overrides: dict[str, A
     ckpt = find_checkpoint(path)
     config = read_checkpoint_config(ckpt)
     stats = read_json(ckpt, "normalizer.json")
-    verify_files(ckpt, "model.safetensors")
+    state = read_weights(ckpt)
     try:
         policy_raw = dict(config["policy"])
         name = policy_raw.pop("name")
@@ -124,14 +138,10 @@ def load_policy(path: str | Path, *, device: str = "cpu", overrides: dict[str, A
         policy_cfg = from_dict(config_cls, {**to_dict(policy_cfg), **overrides}, where="policy.")
     try:
         policy = policy_cls(policy_cfg, shapes=shapes, stats=stats)
-        state = load_file(str(ckpt / "model.safetensors"))
     except ConfigError:
         raise
-    except Exception as exc:  # safetensors, torch and the normaliser raise several types
+    except Exception as exc:  # torch and the normaliser raise several types
         raise CheckpointError(f"{ckpt}: cannot rebuild the policy ({one_line(exc)})") from exc
-    bad = nonfinite(state)
-    if bad:
-        raise CheckpointError(f"{ckpt}: weights {bad[:3]} are NaN or inf; this checkpoint cannot act")
     try:
         missing, unexpected = policy.load_state_dict(state, strict=False)
     except RuntimeError as exc:  # tensors of the wrong shape
@@ -150,23 +160,15 @@ def load_encoder_weights(policy: Policy, ckpt: Path) -> int:
     (representation transfer: a BC run's trained CNN starting a diffusion policy on the same
     cameras); returns how many tensors were copied. CheckpointError when the checkpoint has no
     encoder weights or they do not fit (another camera size or encoder config)."""
-    verify_files(ckpt, "model.safetensors")
-    try:
-        state = load_file(str(ckpt / "model.safetensors"))
-    except Exception as exc:  # safetensors raises several types
-        raise CheckpointError(f"{ckpt}: cannot read model.safetensors ({one_line(exc)})") from exc
-    weights = {k[len(ENCODER_PREFIX):]: v for k, v in state.items() if k.startswith(ENCODER_PREFIX)}
+    weights = {k[len(ENCODER_PREFIX):]: v for k, v in read_weights(ckpt).items() if k.startswith(ENCODER_PREFIX)}
     own = policy.obs_encoder.state_dict()
     if not weights or not own:
         whose = "its" if not weights else "this policy's"
         raise CheckpointError(f"{ckpt}: {whose} observation encoder has no weights to transfer (low-dim "
                               "observations only?)")
-    if nonfinite(weights):
-        raise CheckpointError(f"{ckpt}: encoder weights {nonfinite(weights)[:3]} are NaN or inf")
-    unfit = sorted(k for k in own if k not in weights or weights[k].shape != own[k].shape)
-    if unfit or set(weights) - set(own):
-        raise CheckpointError(f"{ckpt}: its observation encoder does not fit this policy's "
-                              f"(differs at {(unfit or sorted(set(weights) - set(own)))[:3]}): same cameras "
-                              "and image_encoder settings needed")
+    unfit = sorted(k for k in {*own, *weights} if k not in own or k not in weights or weights[k].shape != own[k].shape)
+    if unfit:
+        raise CheckpointError(f"{ckpt}: its observation encoder does not fit this policy's (differs at "
+                              f"{unfit[:3]}): same cameras and image_encoder settings needed")
     policy.obs_encoder.load_state_dict(weights)
     return len(weights)
