@@ -54,3 +54,18 @@ def assert_actions_follow_episode_seed(policy: Any) -> None:
     policy.reset(env_ids=[0], seeds=[102])
     one = np.stack([policy.act({"state": o[2:]}) for o in obs_seq])
     np.testing.assert_allclose(one[:, 0], three[:, 2], atol=1e-5)
+
+
+def assert_reloads_alike(policy: Any, name: str, shapes: Shapes, obs: dict[str, torch.Tensor], folder: Any) -> None:
+    """Save `policy` as a checkpoint in `folder`, load it back, and check it predicts the same chunks."""
+    from imitari.learners.checkpoint import save_checkpoint
+    from imitari.policies.loading import load_policy
+
+    config = {"policy": {"name": name, **policy.config.__dict__},
+              "shapes": {"obs": {k: list(v) for k, v in shapes.obs.items()}, "action": list(shapes.action)}}
+    ckpt = save_checkpoint(folder, 0, config=config, inference_state=policy.state_dict(),
+                           normalizer=policy.normalizer.to_json(), train_state=None)
+    loaded = load_policy(ckpt)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.predict_chunk(obs, generator=torch.Generator().manual_seed(1)),
+                                   policy.predict_chunk(obs, generator=torch.Generator().manual_seed(1)))

@@ -10,11 +10,10 @@ import pytest
 import torch
 
 from imitari.config import ConfigError
-from imitari.learners.checkpoint import save_checkpoint
 from imitari.policies.base import Policy, Shapes
-from imitari.policies.loading import load_policy
 from imitari.policies.nn.image_encoders import Augment, CameraEncoder, ImageObsEncoder, ImageOptions
 from imitari.policies.registry import get_policy, make_policy, policy_names
+from policy_testdata import assert_reloads_alike
 
 SHAPES = Shapes(obs={"image": (20, 24, 3), "state": (3,)}, action=(2,))
 STATS = {
@@ -56,14 +55,7 @@ def test_every_policy_trains_acts_and_reloads_with_a_camera(name: str, tmp_path:
     policy.eval()
     actions = policy.act({"image": np.zeros((2, 20, 24, 3), np.uint8), "state": np.zeros((2, 3), np.float32)})
     assert actions.shape == (2, 2) and np.isfinite(actions).all()
-    config = {"policy": {"name": name, **policy.config.__dict__},
-              "shapes": {"obs": {k: list(v) for k, v in SHAPES.obs.items()}, "action": list(SHAPES.action)}}
-    ckpt = save_checkpoint(tmp_path, 0, config=config, inference_state=policy.state_dict(),
-                           normalizer=policy.normalizer.to_json(), train_state=None)
-    loaded = load_policy(ckpt)
-    with torch.no_grad():
-        torch.testing.assert_close(loaded.predict_chunk(batch["obs"], generator=torch.Generator().manual_seed(1)),
-                                   policy.predict_chunk(batch["obs"], generator=torch.Generator().manual_seed(1)))
+    assert_reloads_alike(policy, name, SHAPES, batch["obs"], tmp_path)
 
 
 def test_crop_is_random_in_training_and_central_at_inference() -> None:

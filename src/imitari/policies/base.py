@@ -52,6 +52,8 @@ from imitari.policies.nn.obs_encoder import ObsEncoder, make_obs_encoder
 from imitari.policies.env_buffers import ActionQueue, ObsHistory, PastActions, TemporalEnsemble
 from imitari.policies.normalizer import Normalizer, NormMode
 from imitari.policies.phases import Phase
+from imitari.policies.relative_points import KEY as RELATIVE_KEY
+from imitari.policies.relative_points import RelativePoints
 
 Generators = torch.Generator | Sequence[torch.Generator] | None
 """Noise source of a stochastic prediction: one generator for the batch, one per row, or None
@@ -118,6 +120,9 @@ class PolicyConfig:
     temporal_ensemble: bool = False
     """ACT's temporal ensembling: predict a chunk every step and execute, per env, the weighted
     average of every chunk's prediction for the current step (`exec_horizon` is then unused)."""
+    relative_points: str = ""
+    """Pairwise differences of 3-D points of a low-dim key as extra inputs, "KEY:i,j,..." (first
+    index of each point; Meta-World: "state:0,4,11,36"); "" for none (policies/relative_points.py)."""
     ensemble_m: float = 0.01
     """m of the ensembling weights exp(-m * i), i = 0 the oldest prediction: a larger m trusts
     older predictions more (smoother), m = 0 averages them equally, a negative m trusts the
@@ -142,6 +147,8 @@ class PolicyConfig:
             raise ConfigError("temporal_ensemble averages every chunk's prediction; ptp_candidates > 1 selects one "
                               "chunk by its past rows: use one of the two")
         self.image_options  # noqa: B018 (ImageOptions checks the image_* fields)
+        if self.relative_points:
+            RelativePoints(self.relative_points)
         if self.past_horizon is not None and not 0 <= self.past_horizon < self.obs_horizon:
             raise ConfigError(
                 f"past_horizon must be in 0..obs_horizon-1 = 0..{self.obs_horizon - 1} (got {self.past_horizon}): "
@@ -181,6 +188,8 @@ class Policy(nn.Module, ABC):
     train_defaults: ClassVar[Mapping[str, Any]] = {"lr": 1e-4}
     """`TrainConfig` fields this policy trains with where the run config leaves them unset; a
     subclass lists only what differs from its bases (`all_train_defaults` merges them)."""
+    takes_relative_points: ClassVar[bool] = True
+    """Whether the policy accepts `relative_points` (its inputs go through the `ObsEncoder`)."""
     takes_cameras: ClassVar[bool] = True
     """Whether the policy accepts camera keys (through the image `ObsEncoder`); False for policies
     built around one observation layout, such as procedure cloning's maze maps."""
@@ -208,7 +217,15 @@ class Policy(nn.Module, ABC):
                 fits = False
             if not fits:
                 raise ValueError(f"statistics of '{name}' have shape {stat_shape}, the feature has {shape}")
-        self.obs_encoder: ObsEncoder = make_obs_encoder(shapes.obs, obs_horizon=config.obs_horizon,
+        encoded = dict(shapes.obs)
+        self.relative: RelativePoints | None = None
+        if config.relative_points:
+            if not self.takes_relative_points:
+                raise ConfigError(f"{type(self).__name__} does not take relative_points")
+            self.relative = RelativePoints(config.relative_points)
+            self.relative.check(shapes.obs)
+            encoded[RELATIVE_KEY] = self.relative.shape
+        self.obs_encoder: ObsEncoder = make_obs_encoder(encoded, obs_horizon=config.obs_horizon,
                                                         images=config.image_options)
         self._history: ObsHistory | None = None
         self._queue: ActionQueue | None = None
@@ -285,6 +302,8 @@ class Policy(nn.Module, ABC):
                for key in self.shapes.obs if key not in self.image_keys}
         if self.training and self.config.obs_noise > 0:
             out = {key: value + self.config.obs_noise * torch.randn_like(value) for key, value in out.items()}
+        if self.relative is not None:
+            out[RELATIVE_KEY] = self.relative(obs[self.relative.key].to(self.dtype))
         return {**out, **{key: scale_images(obs[key].to(self.dtype)) for key in self.image_keys}}
 
     def encode_obs(self, obs: Mapping[str, torch.Tensor]) -> torch.Tensor:
