@@ -134,7 +134,8 @@ def _round_record(ds: Dataset, round_: int, played: Path) -> dict[str, Any]:
 
 
 def _warm_start(trainer: Trainer, previous: Path) -> None:
-    """Start `trainer` from the inference weights of the previous round's reported checkpoint."""
+    """Start `trainer` from the inference weights of the previous round's reported checkpoint
+    (its normaliser statistics included: warm rounds keep round 0's)."""
     state = load_file(str(reported_checkpoint(previous) / "model.safetensors"))
     trainer.policy.load_state_dict(state)
     if trainer.ema is not None:
