@@ -112,11 +112,13 @@ def memory_demos(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.mark.slow
 def test_only_a_policy_with_a_long_enough_window_learns_the_task(memory_demos: Path, tmp_path: Path) -> None:
-    # chunks executed 4 actions at a time (BC's temporal ensembling off): the window is what is tested
+    # chunks executed 4 actions at a time (BC's temporal ensembling off): the window is what is tested.
+    # 5000 updates, chosen on validation seeds 2000-2049 with training seeds 0-2: the 12-step window
+    # 96/96/96% (3000 updates: 92/94/90%, and 82% on these test seeds on one machine), no window 16%.
     common = {"name": "bc", "hidden": [256, 256], "action_horizon": 16, "exec_horizon": 4, "temporal_ensemble": False}
     memoryless = train_and_evaluate(memory_demos, tmp_path / "memoryless", {**common, "obs_horizon": 1},
-                                    steps=3000, batch_size=256, task="builtin/memory")
+                                    steps=5000, batch_size=256, task="builtin/memory")
     windowed = train_and_evaluate(memory_demos, tmp_path / "window", {**common, "obs_horizon": 12},
-                                  steps=3000, batch_size=256, task="builtin/memory")
+                                  steps=5000, batch_size=256, task="builtin/memory")
     assert memoryless <= 0.6, f"a policy without memory succeeded in {memoryless:.0%}"
     assert windowed >= 0.9, f"a 12-step window succeeded in only {windowed:.0%}"
