@@ -99,10 +99,10 @@ class ProcedureCloningPolicy(Policy):
     """Conv nets that iterate the expert's per-cell procedure, then read the action off it."""
 
     train_defaults: ClassVar[Mapping[str, Any]] = {"lr": 3e-3}
-    takes_cameras: ClassVar[bool] = False
-    takes_relative_points: ClassVar[bool] = False
     """Chosen on validation seeds (docs/gridmaze.md): 1e-3 under a cosine schedule left the step
     net a few errors per thousand cells short, and errors compound over the iterations."""
+    takes_cameras: ClassVar[bool] = False
+    takes_relative_points: ClassVar[bool] = False
     config: ProcedureCloningConfig
 
     def __init__(self, config: ProcedureCloningConfig, *, shapes: Shapes,
