@@ -10,7 +10,9 @@ row trains on each dataset with each training seed and is evaluated on the same 
 `--anchors`, the task's expert and random actions too, so tasks without a success criterion
 read as normalised returns); rows
 are appended to `<out>/results.csv` as they finish and a rerun skips finished ones, so a killed
-sweep resumes. Evaluate on validation seeds (2000+) to choose, on test seeds (1000+) to report.
+sweep resumes. Evaluate on validation seeds (2000+) to choose, on test seeds (1000+) to report;
+`--trained OUT` reports the runs another `--out` trained (its CPU-minutes with them) instead of
+training them again, so the test seeds see the very networks the validation seeds chose.
 
     python benchmarks/bc_ablation.py --data data/shelf-place --out results/bc_ablation --seed-start 2000
     python benchmarks/bc_ablation.py --data data/shelf-place,data/disassemble \\
@@ -39,12 +41,13 @@ from imitari.policies.loading import find_checkpoint, load_policy, read_checkpoi
 from imitari.learners.loop import train
 
 ROBOMIMIC = {
-    "steps": 10_000, "batch_size": 100, "lr": 1e-4, "weight_decay": 0.0, "warmup_steps": 0,
+    "task_defaults": False, "steps": 10_000, "batch_size": 100, "lr": 1e-4, "weight_decay": 0.0, "warmup_steps": 0,
     "lr_schedule": "constant", "sampling": "epochs", "grad_clip": 0.0,
     "policy": {"name": "bc", "hidden": "1024,1024", "obs_horizon": 1, "action_horizon": 1, "exec_horizon": 1,
                "obs_norm": "none", "action_norm": "none", "squash": True},
 }
-"""imitari's BC with robomimic 0.3.0's default BC settings."""
+"""imitari's BC with robomimic 0.3.0's default BC settings (and none of the settings Meta-World
+registers for BC since: docs/generalisation.md section 10)."""
 
 OLD = {"obs_norm": "limits", "action_norm": "limits", "squash": False, "lr_schedule": "cosine",
        "sampling": "uniform", "grad_clip": 10.0, "weight_decay": 1e-6}
@@ -73,12 +76,17 @@ def _step(ckpt: Path) -> int:
     return int(ckpt.name.rsplit("_", 1)[1])
 
 
-def run_row(label: str, config: dict, data: str, run: Path, seed: int, seeds: list[int], threads: int) -> dict:
-    """Train one row on one dataset (afresh), evaluate its reported checkpoint; the CSV row."""
-    shutil.rmtree(run, ignore_errors=True)
-    start = time.process_time()
-    train({**config, "data": data, "out": str(run), "seed": seed, "progress": False, "threads": threads})
-    cpu = time.process_time() - start
+def run_row(label: str, config: dict, data: str, run: Path, seed: int, seeds: list[int], threads: int,
+            trained_cpu: float | None = None) -> dict:
+    """Train one row on one dataset (afresh), evaluate its reported checkpoint; the CSV row.
+    With `trained_cpu` (CPU-minutes) the run at `run` was trained already: evaluate it only."""
+    if trained_cpu is None:
+        shutil.rmtree(run, ignore_errors=True)
+        start = time.process_time()
+        train({**config, "data": data, "out": str(run), "seed": seed, "progress": False, "threads": threads})
+        cpu_minutes = round((time.process_time() - start) / 60, 2)
+    else:
+        cpu_minutes = trained_cpu
     ckpt = reported_checkpoint(run)
     task = read_checkpoint_config(ckpt)["task"]
     policy = load_policy(ckpt)
@@ -88,7 +96,7 @@ def run_row(label: str, config: dict, data: str, run: Path, seed: int, seeds: li
     return bench_table.summary_row(
         task, label, summary, seeds=seeds, train_seed=seed, reported_step=_step(ckpt),
         updates=_step(find_checkpoint(run)),
-        cpu_minutes=round(cpu / 60, 2), params=policy.num_parameters())
+        cpu_minutes=cpu_minutes, params=policy.num_parameters())
 
 
 def main() -> None:
@@ -102,6 +110,7 @@ def main() -> None:
     parser.add_argument("--rows-file", default=None, help="YAML: label -> train config (instead of the ablation)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--anchors", action="store_true", help="also evaluate the expert and random actions")
+    parser.add_argument("--trained", default=None, help="an --out whose trained runs to evaluate instead of training")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     rows = load_file(args.rows_file) if args.rows_file else ABLATION
@@ -110,6 +119,8 @@ def main() -> None:
     csv_path = out / "results.csv"
     seeds = list(range(args.seed_start, args.seed_start + args.episodes))
     done = {(r["task"], r["policy"], r.get("train_seed") or "0") for r in bench_table.read_rows(csv_path)}
+    trained = {(r["task"], r["policy"], r.get("train_seed") or "0"): r
+               for r in bench_table.read_rows(Path(args.trained) / "results.csv")} if args.trained else {}
     for data in args.data.split(",") if args.anchors else []:
         task = Dataset.open(data).env
         for label, make in ((bench_table.EXPERT, expert_policy), (bench_table.RANDOM, random_policy)):
@@ -119,10 +130,17 @@ def main() -> None:
     for label in args.rows.split(";") if args.rows else list(rows):
         for data in args.data.split(","):
             for seed in map(int, args.train_seeds.split(",")):
-                if (Dataset.open(data).env, label, str(seed)) in done:
+                key = (Dataset.open(data).env, label, str(seed))
+                if key in done:
                     continue
-                run = out / "runs" / Path(data).name / f"{re.sub(r'[^A-Za-z0-9.]+', '_', label)}-s{seed}"
-                bench_table.append_row(csv_path, run_row(label, rows[label], data, run, seed, seeds, args.threads))
+                run = Path(args.trained or out) / "runs" / Path(data).name / f"{re.sub(r'[^A-Za-z0-9.]+', '_', label)}-s{seed}"
+                trained_cpu = None
+                if args.trained:
+                    if key not in trained:
+                        raise SystemExit(f"{args.trained} has no finished run of {label!r} on {key[0]}, seed {seed}")
+                    trained_cpu = float(trained[key]["cpu_minutes"])
+                bench_table.append_row(csv_path, run_row(label, rows[label], data, run, seed, seeds, args.threads,
+                                                         trained_cpu))
     render(csv_path, split_of(seeds))
 
 

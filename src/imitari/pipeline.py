@@ -158,7 +158,7 @@ class DemoConfig:
     policy: str = "bc"
     episodes: int = 50
     steps: int | None = None
-    """Training updates; None uses 5000."""
+    """Training updates; None: the policy's default for the task (10,000 for `bc` on Meta-World)."""
     eval_episodes: int = 50
     video: int = 2
     out: str = "runs/demo"
@@ -183,12 +183,12 @@ def demo(cfg: DemoConfig) -> Path:
     print(f"[1/4] collecting {cfg.episodes} expert demonstrations of {cfg.task} into {data_dir}")
     print(collect(cfg.task, data_dir, episodes=cfg.episodes))
     print(f"[2/4] training {cfg.policy} into {run_dir}")
-    steps = cfg.steps or 5000
+    steps = {} if cfg.steps is None else {"steps": cfg.steps}
     try:
         find_checkpoint(run_dir)
-        resume(run_dir, {"steps": steps})
+        resume(run_dir, steps)
     except CheckpointError:
-        train({"data": str(data_dir), "policy": cfg.policy, "out": str(run_dir), "steps": steps})
+        train({"data": str(data_dir), "policy": cfg.policy, "out": str(run_dir), **steps})
     print(f"[3/4] evaluating on {cfg.eval_episodes} held-out seeds")
     evaluate_run(run_dir, episodes=cfg.eval_episodes, video=cfg.video, expert=True)
     print("[4/4] writing the report")

@@ -13,7 +13,8 @@ from imitari.config import ConfigError
 from imitari.policies.base import Policy, PolicyConfig, Shapes
 from imitari.policies.registry import get_policy, make_policy, policy_names
 from policy_testdata import assert_reloads_alike
-from imitari.policies.relative_points import KEY, RelativePoints
+from imitari.learners.loop import task_points
+from imitari.policies.relative_points import AUTO, KEY, RelativePoints
 
 SHAPES = Shapes(obs={"state": (9,)}, action=(2,))
 STATS = {
@@ -45,6 +46,33 @@ def test_bad_specs_are_one_line_errors() -> None:
         _build("bc", relative_points="pos:0,3")
     with pytest.raises(ConfigError, match="index 7 needs 3 values, but 'state' has 9"):
         _build("bc", relative_points="state:0,7")
+    for bad in (0.0, -1.0, float("inf")):
+        with pytest.raises(ConfigError, match="relative_scale must be a finite number > 0"):
+            PolicyConfig(relative_scale=bad)
+    with pytest.raises(ConfigError, match="resolved by the trainer"):
+        _build("bc", relative_points=AUTO)
+
+
+def test_scale_multiplies_the_differences() -> None:
+    obs = {"state": torch.arange(9.0).reshape(1, 1, 9)}
+    plain = _build("bc", relative_points=SPEC).eval().normalize_obs(obs)[KEY]
+    scaled = _build("bc", relative_points=SPEC, relative_scale=10.0).eval().normalize_obs(obs)[KEY]
+    assert torch.allclose(scaled, 10 * plain) and plain.abs().sum() > 0
+
+
+def test_auto_takes_the_tasks_points() -> None:
+    """'auto' becomes the task's registered spec; a task without points, or an unknown one, gets none."""
+    from imitari.envs.registry import get_task, list_tasks
+
+    with_points = [name for name in list_tasks() if get_task(name).points]
+    without = next(name for name in list_tasks() if not get_task(name).points)
+    assert "metaworld/shelf-place" in with_points
+    auto = get_policy("bc")[1](relative_points=AUTO)
+    for name in with_points:
+        assert task_points(auto, name).relative_points == get_task(name).points
+    assert task_points(auto, without).relative_points == ""
+    assert task_points(auto, "nowhere/task").relative_points == ""
+    assert task_points(get_policy("bc")[1](relative_points=SPEC), without).relative_points == SPEC
 
 
 @pytest.mark.parametrize("name", policy_names())

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -69,6 +69,13 @@ class TaskSpec:
     pixels: int | None = None
     """Frame side of the task's `<name>:pixels` variant (its env draws frames with `camera(size)`);
     None: the task has no pixel variant."""
+    points: str = ""
+    """The task's 3-D points as a `relative_points` spec "KEY:i,j,..." (what `relative_points
+    auto` resolves to for its datasets); "" for none."""
+    policy_defaults: Mapping[str, Mapping[str, Any]] | None = None
+    """Per policy name, the settings its offline training on this task's data takes where the user
+    leaves them unset: run fields, and policy fields under "policy" (learners/config.py); chosen
+    on validation seeds of several tasks of the family (docs/generalisation.md)."""
     procedure_features: tuple[tuple[str, tuple[int, ...]], ...] = ()
     """(name, shape) of what the expert computes per step beside its action (its `procedure`
     dict after each call, e.g. a planner's intermediate maps); collected as `procedure.<name>`."""

@@ -2,8 +2,9 @@
 
 `resolve_config` splits a raw dict (from YAML or the command line; `policy` a name or
 {name, ...fields}) into the typed `TrainConfig` and the policy's own config class, each
-validating itself and suggesting the nearest name for a misspelt one. Training fields the raw
-dict leaves unset take the policy's `train_defaults`, then `TrainConfig`'s.
+validating itself and suggesting the nearest name for a misspelt one. Fields the raw dict leaves
+unset take, in order, the settings the dataset's task registers for the policy (`TaskSpec.
+policy_defaults`, offline learner only), the policy's `train_defaults`, then the dataclasses'.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from imitari.config import ConfigError, check_number, check_types, from_dict, to_dict
+from imitari.config import ConfigError, check_number, check_types, coerce, from_dict, to_dict
 from imitari.learners.registry import get_learner
 from imitari.policies.base import PolicyConfig
 from imitari.policies.registry import get_policy
@@ -31,6 +32,9 @@ class TrainConfig:
     """Registered learner (`imitari.learners.registry`): how the policy is trained."""
     env: str = ""
     """Task an online learner (`sac`, `ppo`) acts in (`imitari tasks`); it needs no dataset."""
+    task_defaults: bool = True
+    """Take the settings the dataset's task registers for the policy where unset
+    (`TaskSpec.policy_defaults`, e.g. `bc` on Meta-World data); false: the policy's own defaults."""
     learner_config: dict[str, Any] = field(default_factory=dict)
     """The learner's own options (e.g. SAC's `gamma`, `learning_starts`; see its `Options`),
     checked by the learner when the config is resolved."""
@@ -111,8 +115,9 @@ class TrainConfig:
 
 def resolve_config(raw: dict[str, Any]) -> tuple[TrainConfig, PolicyConfig]:
     """Split a raw config dict (`policy` a name or {name, ...fields}; without a name, the
-    learner's `default_policy`; fields it leaves unset from the learner's `policy_defaults`)
-    into typed configs, each checked (the learner checks the run's)."""
+    learner's `default_policy`; fields it leaves unset from the dataset task's settings
+    (`task_settings`, printed in one line) and the learner's `policy_defaults`) into typed
+    configs, each checked (the learner checks the run's)."""
     raw = dict(raw)
     learner_cls = get_learner(str(raw.get("learner", "offline")))  # an unknown learner fails here, naming the closest
     policy_raw = raw.pop("policy", {})
@@ -121,14 +126,45 @@ def resolve_config(raw: dict[str, Any]) -> tuple[TrainConfig, PolicyConfig]:
     policy_raw = dict(policy_raw)
     name = str(policy_raw.pop("name", learner_cls.default_policy))
     policy_cls, config_cls = get_policy(name)
-    defaults = policy_cls.all_train_defaults()
+    task_defaults = task_settings(raw, name, policy_raw)
+    task_policy = task_defaults.pop("policy", {})
+    defaults = {**policy_cls.all_train_defaults(), **task_defaults}
     given = {key: value for key, value in raw.items() if not (key in defaults and value is None)}
+    if taken := {**{k: v for k, v in task_defaults.items() if k not in given},
+                 **{f"policy.{k}": v for k, v in task_policy.items() if k not in policy_raw}}:
+        print(f"[config] {name} on this dataset's task takes its settings where unset (docs/generalisation.md): "
+              + ", ".join(f"{k}={v}" for k, v in taken.items()), flush=True)
+    policy_raw = {**task_policy, **policy_raw}
     train_cfg = from_dict(TrainConfig, {**defaults, **given, "policy": name})
     known = {f.name for f in dataclasses.fields(config_cls)}
     policy_raw = {**{k: v for k, v in learner_cls.policy_defaults.items() if k in known}, **policy_raw}
     policy_cfg = from_dict(config_cls, policy_raw, where="policy.")
     learner_cls.check_config(train_cfg)
     return train_cfg, policy_cfg
+
+
+def task_settings(raw: dict[str, Any], policy: str, policy_fields: dict[str, Any]) -> dict[str, Any]:
+    """The settings the task of the raw config's dataset registers for `policy`
+    (`TaskSpec.policy_defaults`: run fields, and policy fields under "policy"), for the offline
+    learner and the policy's own variant (`policy_fields` set none of its `variant_fields`); {}
+    where there are none or the dataset or its task cannot be read here (opening the dataset
+    for training then says why)."""
+    from imitari.data.store import Dataset, DatasetError
+    from imitari.envs.registry import TaskError, get_task
+
+    data = raw.get("data")
+    if not coerce(raw.get("task_defaults", True), bool, where="task_defaults"):
+        return {}
+    offline = get_learner(str(raw.get("learner", "offline"))) is get_learner("offline")
+    if not offline or set(policy_fields) & get_policy(policy)[0].variant_fields or not data or data == "-":
+        return {}
+    try:
+        task = Dataset.open(data).env
+        spec = get_task(task) if task else None
+    except (DatasetError, TaskError):
+        return {}
+    found = (spec.policy_defaults or {}).get(policy, {}) if spec is not None else {}
+    return {**found, "policy": dict(found.get("policy", {}))} if found else {}
 
 
 def full_config(train_cfg: TrainConfig, policy_cfg: PolicyConfig) -> dict[str, Any]:

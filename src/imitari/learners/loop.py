@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,7 @@ from imitari.policies.base import Policy, PolicyConfig, Shapes
 from imitari.policies.loading import load_encoder_weights
 from imitari.policies.phases import phase_at
 from imitari.policies.registry import make_policy
+from imitari.policies.relative_points import AUTO as RELATIVE_AUTO
 
 cpu_clock = time.process_time
 """The clock a CPU budget is measured on (a module attribute so tests can substitute one)."""
@@ -62,6 +64,20 @@ def _pick_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise ConfigError("device 'cuda' was asked for but torch sees no GPU")
     return torch.device(name)
+
+
+def task_points(policy_cfg: PolicyConfig, task: str) -> PolicyConfig:
+    """`policy_cfg` with `relative_points` "auto" replaced by the points `task` registers ("" for
+    a task that registers none or is not registered here), so a checkpoint names what it used."""
+    if policy_cfg.relative_points != RELATIVE_AUTO:
+        return policy_cfg
+    from imitari.envs.registry import TaskError, get_task
+
+    try:
+        points = get_task(task).points if task else ""
+    except TaskError:
+        points = ""
+    return replace(policy_cfg, relative_points=points)
 
 
 def _default_run_dir(cfg: TrainConfig) -> Path:
@@ -94,6 +110,7 @@ class Trainer:
             self.shapes, stats = task_shapes(train_cfg.env)
         else:
             stats = self._open_dataset(train_cfg, policy_cfg)
+        self.policy_cfg = policy_cfg = task_points(policy_cfg, self.task)
         torch.manual_seed(train_cfg.seed)
         self.policy: Policy = make_policy(train_cfg.policy, policy_cfg, shapes=self.shapes, stats=stats).to(self.device)
         if train_cfg.freeze_encoder:

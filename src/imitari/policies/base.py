@@ -52,6 +52,7 @@ from imitari.policies.nn.obs_encoder import ObsEncoder, make_obs_encoder
 from imitari.policies.env_buffers import ActionQueue, ObsHistory, PastActions, TemporalEnsemble
 from imitari.policies.normalizer import Normalizer, NormMode
 from imitari.policies.phases import Phase
+from imitari.policies.relative_points import AUTO as RELATIVE_AUTO
 from imitari.policies.relative_points import KEY as RELATIVE_KEY
 from imitari.policies.relative_points import RelativePoints
 
@@ -122,7 +123,10 @@ class PolicyConfig:
     average of every chunk's prediction for the current step (`exec_horizon` is then unused)."""
     relative_points: str = ""
     """Pairwise differences of 3-D points of a low-dim key as extra inputs, "KEY:i,j,..." (first
-    index of each point; Meta-World: "state:0,4,11,36"); "" for none (policies/relative_points.py)."""
+    index of each point; Meta-World: "state:0,4,11,36"); "auto" for the points the dataset's task
+    registers (none if it registers none); "" for none (policies/relative_points.py)."""
+    relative_scale: float = 1.0
+    """Factor on the `relative_points` differences (10 on metres: a 2 cm gap reads 0.2)."""
     ensemble_m: float = 0.01
     """m of the ensembling weights exp(-m * i), i = 0 the oldest prediction: a larger m trusts
     older predictions more (smoother), m = 0 averages them equally, a negative m trusts the
@@ -147,8 +151,10 @@ class PolicyConfig:
             raise ConfigError("temporal_ensemble averages every chunk's prediction; ptp_candidates > 1 selects one "
                               "chunk by its past rows: use one of the two")
         self.image_options  # noqa: B018 (ImageOptions checks the image_* fields)
-        if self.relative_points:
+        if self.relative_points and self.relative_points != RELATIVE_AUTO:
             RelativePoints(self.relative_points)
+        if not 0 < self.relative_scale < math.inf:
+            raise ConfigError(f"relative_scale must be a finite number > 0 (got {self.relative_scale})")
         if self.past_horizon is not None and not 0 <= self.past_horizon < self.obs_horizon:
             raise ConfigError(
                 f"past_horizon must be in 0..obs_horizon-1 = 0..{self.obs_horizon - 1} (got {self.past_horizon}): "
@@ -193,6 +199,9 @@ class Policy(nn.Module, ABC):
     takes_cameras: ClassVar[bool] = True
     """Whether the policy accepts camera keys (through the image `ObsEncoder`); False for policies
     built around one observation layout, such as procedure cloning's maze maps."""
+    variant_fields: ClassVar[frozenset[str]] = frozenset()
+    """Config fields that pick another variant of the policy (a configuration of its own, e.g.
+    BC's `head`): a task's `policy_defaults` for the policy skip a run that sets one."""
     retired_buffers: ClassVar[tuple[str, ...]] = ()
     """Buffers that checkpoints of older versions hold and this version dropped; ignored on load."""
 
@@ -219,6 +228,9 @@ class Policy(nn.Module, ABC):
                 raise ValueError(f"statistics of '{name}' have shape {stat_shape}, the feature has {shape}")
         encoded = dict(shapes.obs)
         self.relative: RelativePoints | None = None
+        if config.relative_points == RELATIVE_AUTO:
+            raise ConfigError("relative_points 'auto' stands for the points of the dataset's task and is resolved by "
+                              "the trainer; to build a policy directly, name them as KEY:i,j,...")
         if config.relative_points:
             if not self.takes_relative_points:
                 raise ConfigError(f"{type(self).__name__} does not take relative_points")
@@ -303,7 +315,7 @@ class Policy(nn.Module, ABC):
         if self.training and self.config.obs_noise > 0:
             out = {key: value + self.config.obs_noise * torch.randn_like(value) for key, value in out.items()}
         if self.relative is not None:
-            out[RELATIVE_KEY] = self.relative(obs[self.relative.key].to(self.dtype))
+            out[RELATIVE_KEY] = self.config.relative_scale * self.relative(obs[self.relative.key].to(self.dtype))
         return {**out, **{key: scale_images(obs[key].to(self.dtype)) for key in self.image_keys}}
 
     def encode_obs(self, obs: Mapping[str, torch.Tensor]) -> torch.Tensor:

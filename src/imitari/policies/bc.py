@@ -84,6 +84,7 @@ class HeadPolicy(Policy):
     """
 
     config: HeadConfig
+    variant_fields: ClassVar[frozenset[str]] = frozenset({"head"})
 
     def __init__(self, config: HeadConfig, *, shapes: Shapes, stats: Mapping[str, Mapping[str, Any]]) -> None:
         super().__init__(config, shapes=shapes, stats=stats)

@@ -6,7 +6,9 @@ from the few layouts its demonstrations cover. `PolicyConfig.relative_points` na
 ("KEY:i,j,..." with the first index of each point in the feature KEY; Meta-World's `state`:
 "state:0,4,11,36" for the hand, the first and second object and the goal) and the policy feeds
 every pair's difference, in the observation's own units, to its observation encoder beside the
-normalised keys. Measured on six Meta-World tasks in docs/generalisation.md section 9.
+normalised keys, times `relative_scale`. "auto" takes the points the dataset's task registers
+(`TaskSpec.points`; none for a task without them), resolved by the trainer and saved resolved.
+Measured on six Meta-World tasks in docs/generalisation.md sections 9-10.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from imitari.config import ConfigError
 
 KEY = "relative_points"
 """Name of the derived observation key the differences go into (after the dataset's own keys)."""
+AUTO = "auto"
+"""The spec that stands for the points registered by the dataset's task (`TaskSpec.points`)."""
 
 
 class RelativePoints:
