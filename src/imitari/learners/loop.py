@@ -432,6 +432,7 @@ def resume(run_dir: str | Path, overrides: dict[str, Any] | None = None) -> Path
         raise ConfigError(f"{run_dir} is not a run directory (no config.json)")
     saved = json.loads(config_path.read_text())
     raw = {k: v for k, v in saved.items() if k not in ("imitari_version", "shapes", "dataset", "task")}
+    raw.setdefault("task_defaults", False)  # saved before tasks registered settings: it trained without them
     if "interactive" in raw:  # saved before DAgger's options moved into learner_config: theirs for DAgger runs
         rounds = raw.pop("interactive")
         if get_learner(raw.get("learner", "offline")).interactive:
