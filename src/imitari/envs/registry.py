@@ -135,6 +135,15 @@ def _closest(name: str) -> list[str]:
     return [c for score, c in scored[:3] if score >= max(0.6, best - 0.05)]
 
 
+def find_task(name: str) -> TaskSpec | None:
+    """The task registered as `name`, or None (where a missing task is no error, e.g. a dataset's
+    task that a settings lookup may not find here)."""
+    try:
+        return get_task(name) if name else None
+    except TaskError:
+        return None
+
+
 def list_tasks() -> list[str]:
     """Names of all registered tasks, sorted."""
     return sorted(_TASKS)

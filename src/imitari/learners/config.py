@@ -126,7 +126,7 @@ def resolve_config(raw: dict[str, Any]) -> tuple[TrainConfig, PolicyConfig]:
     policy_raw = dict(policy_raw)
     name = str(policy_raw.pop("name", learner_cls.default_policy))
     policy_cls, config_cls = get_policy(name)
-    task_defaults = task_settings(raw, name, policy_raw)
+    task_defaults = task_settings(raw, learner_cls, name, policy_raw)
     task_policy = task_defaults.pop("policy", {})
     defaults = {**policy_cls.all_train_defaults(), **task_defaults}
     given = {key: value for key, value in raw.items() if not (key in defaults and value is None)}
@@ -143,25 +143,24 @@ def resolve_config(raw: dict[str, Any]) -> tuple[TrainConfig, PolicyConfig]:
     return train_cfg, policy_cfg
 
 
-def task_settings(raw: dict[str, Any], policy: str, policy_fields: dict[str, Any]) -> dict[str, Any]:
+def task_settings(raw: dict[str, Any], learner_cls: type, policy: str, policy_fields: dict[str, Any]) -> dict[str, Any]:
     """The settings the task of the raw config's dataset registers for `policy`
     (`TaskSpec.policy_defaults`: run fields, and policy fields under "policy"), for the offline
     learner and the policy's own variant (`policy_fields` set none of its `variant_fields`); {}
     where there are none or the dataset or its task cannot be read here (opening the dataset
     for training then says why)."""
     from imitari.data.store import Dataset, DatasetError
-    from imitari.envs.registry import TaskError, get_task
+    from imitari.envs.registry import find_task
 
     data = raw.get("data")
     if not coerce(raw.get("task_defaults", True), bool, where="task_defaults"):
         return {}
-    offline = get_learner(str(raw.get("learner", "offline"))) is get_learner("offline")
-    if not offline or set(policy_fields) & get_policy(policy)[0].variant_fields or not data or data == "-":
+    other_variant = set(policy_fields) & get_policy(policy)[0].variant_fields
+    if learner_cls is not get_learner("offline") or other_variant or not data:
         return {}
     try:
-        task = Dataset.open(data).env
-        spec = get_task(task) if task else None
-    except (DatasetError, TaskError):
+        spec = find_task(Dataset.open(data).env or "")
+    except DatasetError:
         return {}
     found = (spec.policy_defaults or {}).get(policy, {}) if spec is not None else {}
     return {**found, "policy": dict(found.get("policy", {}))} if found else {}

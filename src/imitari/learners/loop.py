@@ -71,13 +71,10 @@ def task_points(policy_cfg: PolicyConfig, task: str) -> PolicyConfig:
     a task that registers none or is not registered here), so a checkpoint names what it used."""
     if policy_cfg.relative_points != RELATIVE_AUTO:
         return policy_cfg
-    from imitari.envs.registry import TaskError, get_task
+    from imitari.envs.registry import find_task
 
-    try:
-        points = get_task(task).points if task else ""
-    except TaskError:
-        points = ""
-    return replace(policy_cfg, relative_points=points)
+    spec = find_task(task)
+    return replace(policy_cfg, relative_points=spec.points if spec is not None else "")
 
 
 def _default_run_dir(cfg: TrainConfig) -> Path:
