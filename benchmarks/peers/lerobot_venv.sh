@@ -3,8 +3,9 @@
 # tests (tests/data/test_formats_lerobot.py) and benchmarks/peers/lerobot_video_loader.py.
 # Usage: bash benchmarks/peers/lerobot_venv.sh [VENV] (default ~/.cache/imitari-peers/lerobot,
 # where the tests look). The packages are those of the venv the tests were run with
-# (lerobot_requirements.txt: lerobot 0.4.4, torchvision 0.28, av 18). imitari is installed too,
-# to read imitari datasets.
+# (lerobot_requirements.txt: lerobot 0.4.4, torchvision 0.28, av 18, torchcodec 0.13 for its video
+# decoding, which needs FFmpeg's libraries: `apt-get install ffmpeg` on Debian). imitari is installed
+# too, to read imitari datasets.
 set -euo pipefail
 venv=${1:-$HOME/.cache/imitari-peers/lerobot}
 repo=$(cd "$(dirname "$0")/../.." && pwd)

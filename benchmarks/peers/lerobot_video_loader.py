@@ -11,9 +11,8 @@ Run with the LeRobot peer venv (benchmarks/peers/lerobot_venv.sh), imitari on th
     PYTHONPATH=src:benchmarks ~/.cache/imitari-peers/lerobot/bin/python benchmarks/peers/lerobot_video_loader.py
 
 LeRobot 0.4.4 decodes video with torchcodec, or with torchvision's `io.VideoReader`, which
-torchvision 0.28 no longer has; so the venv needs a torchcodec wheel built for its torch (none
-was on this machine's package index on 2026-12-01; the torchcodec 0.17.0 that appeared later is a
-CUDA build needing libc10_cuda.so, so this comparison is not measured yet).
+torchvision 0.28 no longer has; the venv script installs torchcodec 0.13.0, the last CPU build
+(it loads beside torch 2.13.0 and decodes with the system FFmpeg: `apt-get install ffmpeg`).
 """
 
 from __future__ import annotations
@@ -48,6 +47,12 @@ def write_lerobot(root: Path, *, episodes: int, steps: int, size: int) -> None:
     ds.finalize()
 
 
+def batches_of(dataset, batch: int):
+    """Shuffled batches from a torch DataLoader without end (a new epoch when one runs out)."""
+    while True:
+        yield from torch.utils.data.DataLoader(dataset, batch_size=batch, shuffle=True, num_workers=0)
+
+
 def rate(batches: int, batch: int, draw) -> float:
     draw()  # warm-up
     start = time.perf_counter()
@@ -80,7 +85,7 @@ def main() -> None:
         make_dataset(Path(tmp) / "imitari", **layout)
         delta = {"observation.images.cam": [-1 / FPS, 0.0], "action": [k / FPS for k in range(-1, 15)]}
         lerobot = LeRobotDataset("local/bench", root=Path(tmp) / "lerobot", delta_timestamps=delta)
-        loader = iter(torch.utils.data.DataLoader(lerobot, batch_size=args.batch, shuffle=True, num_workers=0))
+        loader = batches_of(lerobot, args.batch)
         first = next(loader)
         assert tuple(first["observation.images.cam"].shape) == (args.batch, 2, 3, args.size, args.size)
         lerobot_rate = rate(args.batches, args.batch, lambda: next(loader))
