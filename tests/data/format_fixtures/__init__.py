@@ -27,9 +27,10 @@ def assert_same(a: Dataset, b: Dataset) -> None:
 
 
 def train_and_eval(data: Path, tmp: Path, capsys) -> dict:
-    """Train a tiny BC policy on `data`, evaluate it on its registered env; the eval JSON."""
+    """Train a tiny diffusion policy (MLP denoiser) on `data`, evaluate it on its registered env;
+    the eval JSON."""
     run = tmp / "run"
-    assert main(["train", "--policy", "bc", "--data", str(data), "--out", str(run), "--steps", "150",
+    assert main(["train", "--policy", "diffusion", "--policy.denoiser", "mlp", "--data", str(data), "--out", str(run), "--steps", "150",
                  "--batch-size", "32", "--progress", "false"]) == 0
     assert main(["eval", str(run), "--episodes", "4", "--num-envs", "2", "--workers", "1"]) == 0
     capsys.readouterr()
