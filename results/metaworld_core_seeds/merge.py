@@ -1,0 +1,32 @@
+"""How results.{csv,md,png} here were put together (results/README.md has the commands):
+the `imitari bench` rows of both tasks, beside the same networks' rows of
+docs/generalisation.md section 10 (10k updates, last checkpoint) and robomimic's own BC
+(section 11), relabelled so the table says which is which; drawn by the bench's own table code.
+
+    python results/metaworld_core_seeds/merge.py OUT/shelf-place/results.csv OUT/disassemble/results.csv
+"""
+
+import sys
+from pathlib import Path
+
+from imitari import bench_table
+from imitari.bench import write_outputs
+from imitari.suites import SUITES
+
+HERE = Path(__file__).parent
+TASKS = ("metaworld/shelf-place", "metaworld/disassemble")
+SECTION_10 = {"robomimic rel3": "bc", "tanh_gaussian rel3": "tanh_gaussian", "bc gaussian rel3": "bc:head=gaussian"}
+PEER = "robomimic bc (its own code, 10k, last)"
+
+rows = [r for path in sys.argv[1:] for r in bench_table.read_rows(Path(path))]
+for r in bench_table.read_rows(HERE.parent / "generalisation" / "bc_relative_scale_test.csv"):
+    if r["task"] in TASKS and r["policy"] in SECTION_10:
+        rows.append({**r, "policy": f"{SECTION_10[r['policy']]} (10k updates, last)"})
+for r in bench_table.read_rows(HERE.parent / "generalisation" / "peer_robomimic_bc_test.csv"):
+    if r["task"] in TASKS:
+        rows.append({**r, "policy": PEER, "cpu_minutes": "" if r["cpu_minutes"] == "nan" else r["cpu_minutes"]})
+csv_path = HERE / "results.csv"
+csv_path.unlink(missing_ok=True)
+for r in rows:
+    bench_table.append_row(csv_path, r)
+write_outputs(HERE, SUITES["metaworld-core"])
