@@ -18,7 +18,14 @@ TASKS = ("metaworld/shelf-place", "metaworld/disassemble")
 SECTION_10 = {"robomimic rel3": "bc", "tanh_gaussian rel3": "tanh_gaussian", "bc gaussian rel3": "bc:head=gaussian"}
 PEER = "robomimic bc (its own code, 10k, last)"
 
-rows = [r for path in sys.argv[1:] for r in bench_table.read_rows(Path(path))]
+rows, experts = [], set()
+for path in sys.argv[1:]:  # each bench folder has its own expert row: keep one per task
+    for r in bench_table.read_rows(Path(path)):
+        if r["policy"] == bench_table.EXPERT:
+            if r["task"] in experts:
+                continue
+            experts.add(r["task"])
+        rows.append(r)
 for r in bench_table.read_rows(HERE.parent / "generalisation" / "bc_relative_scale_test.csv"):
     if r["task"] in TASKS and r["policy"] in SECTION_10:
         rows.append({**r, "policy": f"{SECTION_10[r['policy']]} (10k updates, last)"})
