@@ -9,7 +9,7 @@ import pytest
 
 from imitari.config import ConfigError
 from imitari.data.store import Dataset
-from imitari.envs.metaworld_tasks import BC_DEFAULTS, POINTS, TANH_GAUSSIAN_DEFAULTS
+from imitari.envs.metaworld_tasks import BC_DEFAULTS, BC_GMM_DEFAULTS, POINTS, TANH_GAUSSIAN_DEFAULTS
 from imitari.learners.config import resolve_config
 from imitari.learners.loop import train
 
@@ -48,8 +48,17 @@ def test_what_the_user_gives_wins(metaworld_data: str) -> None:
     assert train_cfg.steps == BC_DEFAULTS["steps"] and policy_cfg.obs_horizon == 1  # the rest from the task
 
 
+def test_each_variant_takes_its_own_settings(metaworld_data: str) -> None:
+    train_cfg, policy_cfg = resolve_config({"data": metaworld_data, "policy": {"name": "bc", "head": "gmm"}})
+    assert train_cfg.steps == BC_GMM_DEFAULTS["steps"] and policy_cfg.hidden == (1024, 1024)
+    assert not policy_cfg.squash and policy_cfg.relative_points == POINTS  # bc's tanh output is bc's own
+    same = resolve_config({"data": metaworld_data, "policy": {"name": "bc", "head": "deterministic"}})
+    assert same == resolve_config({"data": metaworld_data, "policy": "bc"})  # the default head is plain bc
+
+
 @pytest.mark.parametrize("raw", [
-    {"policy": {"name": "bc", "head": "gmm"}},  # another variant of bc: a configuration of its own
+    {"policy": {"name": "bc", "head": "gaussian"}},  # a variant the task registers nothing for
+    {"policy": {"name": "diffusion", "denoiser": "transformer"}},
     {"policy": "bc", "task_defaults": "false"},  # asked for the policy's own defaults
     {"policy": "diffusion"},  # a policy the task registers nothing for
 ])

@@ -73,7 +73,8 @@ class TaskSpec:
     """The task's 3-D points as a `relative_points` spec "KEY:i,j,..." (what `relative_points
     auto` resolves to for its datasets); "" for none."""
     policy_defaults: Mapping[str, Mapping[str, Any]] | None = None
-    """Per policy name, the settings its offline training on this task's data takes where the user
+    """Per policy variant ("bc", "bc:head=gmm": learners/config.py `variant_name`), the settings
+    its offline training on this task's data takes where the user
     leaves them unset: run fields, and policy fields under "policy" (learners/config.py); chosen
     on validation seeds of several tasks of the family (docs/generalisation.md)."""
     procedure_features: tuple[tuple[str, tuple[int, ...]], ...] = ()

@@ -143,10 +143,20 @@ def resolve_config(raw: dict[str, Any]) -> tuple[TrainConfig, PolicyConfig]:
     return train_cfg, policy_cfg
 
 
+def variant_name(policy: str, policy_fields: dict[str, Any]) -> str:
+    """The name a task registers settings for a policy's variant under: the policy's name, then
+    ":field=value" for each of its `variant_fields` set to other than its default, sorted
+    ("bc", "bc:head=gmm", "diffusion:denoiser=mlp")."""
+    policy_cls, config_cls = get_policy(policy)
+    defaults = {f.name: f.default for f in dataclasses.fields(config_cls)}
+    return policy + "".join(f":{k}={policy_fields[k]}" for k in sorted(policy_cls.variant_fields)
+                            if k in policy_fields and str(policy_fields[k]) != str(defaults[k]))
+
+
 def task_settings(raw: dict[str, Any], learner_cls: type, policy: str, policy_fields: dict[str, Any]) -> dict[str, Any]:
     """The settings the task of the raw config's dataset registers for `policy`
     (`TaskSpec.policy_defaults`: run fields, and policy fields under "policy"), for the offline
-    learner and the policy's own variant (`policy_fields` set none of its `variant_fields`); {}
+    learner and the variant `policy_fields` pick (`variant_name`); {}
     where there are none or the dataset or its task cannot be read here (opening the dataset
     for training then says why)."""
     from imitari.data.store import Dataset, DatasetError
@@ -155,14 +165,13 @@ def task_settings(raw: dict[str, Any], learner_cls: type, policy: str, policy_fi
     data = raw.get("data")
     if not coerce(raw.get("task_defaults", True), bool, where="task_defaults"):
         return {}
-    other_variant = set(policy_fields) & get_policy(policy)[0].variant_fields
-    if learner_cls is not get_learner("offline") or other_variant or not data:
+    if learner_cls is not get_learner("offline") or not data:
         return {}
     try:
         spec = find_task(Dataset.open(data).env or "")
     except DatasetError:
         return {}
-    found = (spec.policy_defaults or {}).get(policy, {}) if spec is not None else {}
+    found = (spec.policy_defaults or {}).get(variant_name(policy, policy_fields), {}) if spec is not None else {}
     return {**found, "policy": dict(found.get("policy", {}))} if found else {}
 
 

@@ -201,7 +201,8 @@ class Policy(nn.Module, ABC):
     built around one observation layout, such as procedure cloning's maze maps."""
     variant_fields: ClassVar[frozenset[str]] = frozenset()
     """Config fields that pick another variant of the policy (a configuration of its own, e.g.
-    BC's `head`): a task's `policy_defaults` for the policy skip a run that sets one."""
+    BC's `head`): a task registers settings per variant (`TaskSpec.policy_defaults`, keyed by
+    learners/config.py `variant_name`), so the settings of one never reach another."""
     retired_buffers: ClassVar[tuple[str, ...]] = ()
     """Buffers that checkpoints of older versions hold and this version dropped; ignored on load."""
 

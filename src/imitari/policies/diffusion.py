@@ -189,6 +189,7 @@ class DiffusionBasePolicy(Policy):
     """DDPM training and DDIM/DDPM sampling of action chunks around an abstract denoiser."""
 
     train_defaults: ClassVar[Mapping[str, Any]] = {"lr": 1e-3}
+    variant_fields: ClassVar[frozenset[str]] = frozenset({"denoiser", "objective"})
     config: DiffusionConfig
 
     def __init__(
