@@ -1,6 +1,6 @@
 """How results.{csv,md,png} here were put together (results/README.md has the commands):
 the `imitari bench` rows of both tasks, beside the same networks' rows of
-docs/generalisation.md section 10 (10k updates, last checkpoint) and robomimic's own BC
+docs/generalisation.md sections 10 and 12 (10k or 5k updates, last checkpoint) and robomimic's own BC
 (section 11), relabelled so the table says which is which; drawn by the bench's own table code.
 
     python results/metaworld_core_seeds/merge.py OUT/shelf-place/results.csv OUT/disassemble/results.csv
@@ -16,6 +16,8 @@ from imitari.suites import SUITES
 HERE = Path(__file__).parent
 TASKS = ("metaworld/shelf-place", "metaworld/disassemble")
 SECTION_10 = {"robomimic rel3": "bc", "tanh_gaussian rel3": "tanh_gaussian", "bc gaussian rel3": "bc:head=gaussian"}
+SECTION_12 = {"gmm recipe": "bc:head=gmm", "mint obs": "mint"}
+"""The 10k- and 5k-update networks of the settings section 12 chose."""
 PEER = "robomimic bc (its own code, 10k, last)"
 
 rows, experts = [], set()
@@ -26,9 +28,10 @@ for path in sys.argv[1:]:  # each bench folder has its own expert row: keep one 
                 continue
             experts.add(r["task"])
         rows.append(r)
-for r in bench_table.read_rows(HERE.parent / "generalisation" / "bc_relative_scale_test.csv"):
-    if r["task"] in TASKS and r["policy"] in SECTION_10:
-        rows.append({**r, "policy": f"{SECTION_10[r['policy']]} (10k updates, last)"})
+for file, labels in (("bc_relative_scale_test.csv", SECTION_10), ("zoo_metaworld_test.csv", SECTION_12)):
+    for r in bench_table.read_rows(HERE.parent / "generalisation" / file):
+        if r["task"] in TASKS and r["policy"] in labels:
+            rows.append({**r, "policy": f"{labels[r['policy']]} ({int(r['updates']) // 1000}k updates, last)"})
 for r in bench_table.read_rows(HERE.parent / "generalisation" / "peer_robomimic_bc_test.csv"):
     if r["task"] in TASKS:
         rows.append({**r, "policy": PEER, "cpu_minutes": "" if r["cpu_minutes"] == "nan" else r["cpu_minutes"]})
