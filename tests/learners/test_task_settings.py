@@ -9,7 +9,7 @@ import pytest
 
 from imitari.config import ConfigError
 from imitari.data.store import Dataset
-from imitari.envs.metaworld_tasks import BC_DEFAULTS, BC_GMM_DEFAULTS, MINT_DEFAULTS, POINTS, TANH_GAUSSIAN_DEFAULTS
+from imitari.envs.metaworld_tasks import BC_DEFAULTS, BC_GMM_DEFAULTS, OBSERVATIONS_ONLY, POINTS, TANH_GAUSSIAN_DEFAULTS
 from imitari.learners.config import resolve_config
 from imitari.learners.loop import train
 
@@ -54,10 +54,12 @@ def test_each_variant_takes_its_own_settings(metaworld_data: str) -> None:
     assert not policy_cfg.squash and policy_cfg.relative_points == POINTS  # bc's tanh output is bc's own
     same = resolve_config({"data": metaworld_data, "policy": {"name": "bc", "head": "deterministic"}})
     assert same == resolve_config({"data": metaworld_data, "policy": "bc"})  # the default head is plain bc
-    generic_train, _ = resolve_config({"data": metaworld_data, "policy": "mint", "task_defaults": False})
-    train_cfg, policy_cfg = resolve_config({"data": metaworld_data, "policy": "mint"})
-    assert (train_cfg.steps, train_cfg.lr) == (generic_train.steps, generic_train.lr)  # only its observations
-    assert policy_cfg.obs_norm == "none" and policy_cfg.relative_scale == MINT_DEFAULTS["policy"]["relative_scale"]
+    for policy in ("mint", "vq_bet"):
+        generic_train, generic_policy = resolve_config({"data": metaworld_data, "policy": policy, "task_defaults": False})
+        train_cfg, policy_cfg = resolve_config({"data": metaworld_data, "policy": policy})
+        assert (train_cfg.steps, train_cfg.lr) == (generic_train.steps, generic_train.lr)  # only its observations
+        assert policy_cfg.obs_norm == "none" and generic_policy.obs_norm != "none"
+        assert policy_cfg.relative_scale == OBSERVATIONS_ONLY["policy"]["relative_scale"]
 
 
 @pytest.mark.parametrize("raw", [
