@@ -54,7 +54,7 @@ def test_each_variant_takes_its_own_settings(metaworld_data: str) -> None:
     assert not policy_cfg.squash and policy_cfg.relative_points == POINTS  # bc's tanh output is bc's own
     same = resolve_config({"data": metaworld_data, "policy": {"name": "bc", "head": "deterministic"}})
     assert same == resolve_config({"data": metaworld_data, "policy": "bc"})  # the default head is plain bc
-    for policy in ("mint", "vq_bet"):
+    for policy in ("mint", "vq_bet", "bc_transformer"):
         generic_train, generic_policy = resolve_config({"data": metaworld_data, "policy": policy, "task_defaults": False})
         train_cfg, policy_cfg = resolve_config({"data": metaworld_data, "policy": policy})
         assert (train_cfg.steps, train_cfg.lr) == (generic_train.steps, generic_train.lr)  # only its observations

@@ -117,9 +117,9 @@ TANH_GAUSSIAN_DEFAULTS = {**GENTLE_TRAINING, "policy": dict(WIDE_RAW_MLP)}
 schedule and differences under its tanh-Gaussian head (acting with the mean); the best six-task
 validation mean measured (section 10; its generic settings were not measured on these tasks)."""
 OBSERVATIONS_ONLY = {"policy": dict(RAW_OBS)}
-"""How `mint` and `vq_bet` train on Meta-World data: Meta-World's observations under their own
-networks and schedules; each ahead of its generic settings on the six tasks' validation seeds
-with every training seed (docs/generalisation.md section 12)."""
+"""How `mint`, `vq_bet` and `bc_transformer` train on Meta-World data: Meta-World's observations
+under their own networks and schedules; each ahead of its generic settings on the six tasks'
+validation seeds with every training seed (docs/generalisation.md section 12)."""
 MAX_STEPS = 500
 """Meta-World's `max_path_length`."""
 FPS = 80.0
@@ -279,5 +279,6 @@ for _name, _what in TASKS.items():
         pixels=CAMERA_SIZE,
         points=POINTS,
         policy_defaults={"bc": BC_DEFAULTS, "bc:head=gmm": BC_GMM_DEFAULTS, "tanh_gaussian": TANH_GAUSSIAN_DEFAULTS,
-                         "mint": OBSERVATIONS_ONLY, "vq_bet": OBSERVATIONS_ONLY},
+                         "mint": OBSERVATIONS_ONLY, "vq_bet": OBSERVATIONS_ONLY,
+                         "bc_transformer": OBSERVATIONS_ONLY},
     ))
