@@ -16,7 +16,8 @@ from imitari.suites import SUITES
 HERE = Path(__file__).parent
 TASKS = ("metaworld/shelf-place", "metaworld/disassemble")
 SECTION_10 = {"robomimic rel3": "bc", "tanh_gaussian rel3": "tanh_gaussian", "bc gaussian rel3": "bc:head=gaussian"}
-SECTION_12 = {"gmm recipe": "bc:head=gmm", "mint obs": "mint", "vqbet obs": "vq_bet", "bct obs": "bc_transformer"}
+SECTION_12 = {"gmm recipe": "bc:head=gmm", "mint obs": "mint", "vqbet obs": "vq_bet", "bct obs": "bc_transformer",
+              "sdmlp obs": "streaming_diffusion:denoiser=mlp"}
 """The 10k- and 5k-update networks of the settings section 12 chose."""
 PEER = "robomimic bc (its own code, 10k, last)"
 

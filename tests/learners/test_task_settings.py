@@ -54,7 +54,7 @@ def test_each_variant_takes_its_own_settings(metaworld_data: str) -> None:
     assert not policy_cfg.squash and policy_cfg.relative_points == POINTS  # bc's tanh output is bc's own
     same = resolve_config({"data": metaworld_data, "policy": {"name": "bc", "head": "deterministic"}})
     assert same == resolve_config({"data": metaworld_data, "policy": "bc"})  # the default head is plain bc
-    for policy in ("mint", "vq_bet", "bc_transformer"):
+    for policy in ("mint", "vq_bet", "bc_transformer", {"name": "streaming_diffusion", "denoiser": "mlp"}):
         generic_train, generic_policy = resolve_config({"data": metaworld_data, "policy": policy, "task_defaults": False})
         train_cfg, policy_cfg = resolve_config({"data": metaworld_data, "policy": policy})
         assert (train_cfg.steps, train_cfg.lr) == (generic_train.steps, generic_train.lr)  # only its observations
@@ -67,6 +67,7 @@ def test_each_variant_takes_its_own_settings(metaworld_data: str) -> None:
     {"policy": {"name": "diffusion", "denoiser": "transformer"}},
     {"policy": "bc", "task_defaults": "false"},  # asked for the policy's own defaults
     {"policy": "diffusion"},  # a policy the task registers nothing for
+    {"policy": "streaming_diffusion"},  # its UNet: only its MLP variant is registered
 ])
 def test_where_the_tasks_settings_do_not_apply(metaworld_data: str, raw: dict) -> None:
     generic_train, generic_policy = resolve_config({**raw, "data": "", "task_defaults": False})

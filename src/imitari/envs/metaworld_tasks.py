@@ -117,9 +117,10 @@ TANH_GAUSSIAN_DEFAULTS = {**GENTLE_TRAINING, "policy": dict(WIDE_RAW_MLP)}
 schedule and differences under its tanh-Gaussian head (acting with the mean); the best six-task
 validation mean measured (section 10; its generic settings were not measured on these tasks)."""
 OBSERVATIONS_ONLY = {"policy": dict(RAW_OBS)}
-"""How `mint`, `vq_bet` and `bc_transformer` train on Meta-World data: Meta-World's observations
-under their own networks and schedules; each ahead of its generic settings on the six tasks'
-validation seeds with every training seed (docs/generalisation.md section 12)."""
+"""How `mint`, `vq_bet`, `bc_transformer` and `streaming_diffusion:denoiser=mlp` train on
+Meta-World data: Meta-World's observations under their own networks and schedules; each ahead of
+its generic settings on the six tasks' validation seeds with every training seed
+(docs/generalisation.md section 12)."""
 MAX_STEPS = 500
 """Meta-World's `max_path_length`."""
 FPS = 80.0
@@ -280,5 +281,5 @@ for _name, _what in TASKS.items():
         points=POINTS,
         policy_defaults={"bc": BC_DEFAULTS, "bc:head=gmm": BC_GMM_DEFAULTS, "tanh_gaussian": TANH_GAUSSIAN_DEFAULTS,
                          "mint": OBSERVATIONS_ONLY, "vq_bet": OBSERVATIONS_ONLY,
-                         "bc_transformer": OBSERVATIONS_ONLY},
+                         "bc_transformer": OBSERVATIONS_ONLY, "streaming_diffusion:denoiser=mlp": OBSERVATIONS_ONLY},
     ))
