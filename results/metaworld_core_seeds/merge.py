@@ -3,7 +3,7 @@ the `imitari bench` rows of both tasks, beside the same networks' rows of
 docs/generalisation.md sections 10 and 12 (10k or 5k updates, last checkpoint) and robomimic's own BC
 (section 11), relabelled so the table says which is which; drawn by the bench's own table code.
 
-    python results/metaworld_core_seeds/merge.py OUT/shelf-place/results.csv OUT/disassemble/results.csv
+    python results/metaworld_core_seeds/merge.py OUT/shelf-place/results.csv OUT/disassemble/results.csv [MORE.csv ...]
 """
 
 import sys
