@@ -4,6 +4,9 @@ docs/generalisation.md sections 10 and 12 (10k or 5k updates, last checkpoint) a
 (section 11), relabelled so the table says which is which; drawn by the bench's own table code.
 
     python results/metaworld_core_seeds/merge.py OUT/shelf-place/results.csv OUT/disassemble/results.csv [MORE.csv ...]
+
+An earlier merge's results.csv is a valid input: its bench rows are kept, its relabelled rows
+(no `reported_from`) dropped and added again, so new bench rows can join the committed ones.
 """
 
 import sys
@@ -24,6 +27,8 @@ PEER = "robomimic bc (its own code, 10k, last)"
 rows, experts = [], set()
 for path in sys.argv[1:]:  # each bench folder has its own expert row: keep one per task
     for r in bench_table.read_rows(Path(path)):
+        if r["policy"] != bench_table.EXPERT and not r["reported_from"]:
+            continue  # a relabelled row of an earlier merge, added again below
         if r["policy"] == bench_table.EXPERT:
             if r["task"] in experts:
                 continue
