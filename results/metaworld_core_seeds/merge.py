@@ -27,12 +27,12 @@ PEER = "robomimic bc (its own code, 10k, last)"
 rows, experts = [], set()
 for path in sys.argv[1:]:  # each bench folder has its own expert row: keep one per task
     for r in bench_table.read_rows(Path(path)):
-        if r["policy"] != bench_table.EXPERT and not r["reported_from"]:
-            continue  # a relabelled row of an earlier merge, added again below
         if r["policy"] == bench_table.EXPERT:
             if r["task"] in experts:
                 continue
             experts.add(r["task"])
+        elif not r["reported_from"]:
+            continue  # a relabelled row of an earlier merge, added again below
         rows.append(r)
 for file, labels in (("bc_relative_scale_test.csv", SECTION_10), ("zoo_metaworld_test.csv", SECTION_12)):
     for r in bench_table.read_rows(HERE.parent / "generalisation" / file):
