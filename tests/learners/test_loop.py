@@ -94,6 +94,34 @@ def test_errors_are_clear(reach_dataset: Path, tmp_path: Path) -> None:
         resume(run, {"lr": 0.1})
 
 
+def test_a_second_trainer_of_the_same_run_stops_at_once(reach_dataset: Path, tmp_path: Path) -> None:
+    """Two processes training (or resuming) one run directory would interleave its checkpoints:
+    the second stops before writing anything, naming the first (a lock taken through its own
+    open file, as another process's would be)."""
+    import os
+
+    from imitari.data.lock import WriterLock
+
+    run = tmp_path / "run"
+    run.mkdir()
+    holder = WriterLock(run, what="run")
+    try:
+        with pytest.raises(ConfigError, match=f"another writer is using this run: pid {os.getpid()} .*pick another --out"):
+            train(_raw(reach_dataset, run, steps=5))
+        assert [p.name for p in run.iterdir()] == ["writer.lock"], "nothing written by the refused run"
+    finally:
+        holder.release()
+    train(_raw(reach_dataset, run, steps=5))
+    WriterLock(run, what="run").release()  # the finished run gave its lock back
+    holder = WriterLock(run, what="run")
+    try:
+        with pytest.raises(ConfigError, match="another writer is using this run"):
+            resume(run, {"steps": 10})
+    finally:
+        holder.release()
+    assert resume(run, {"steps": 10}) == run and find_checkpoint(run).name.endswith("10")
+
+
 def test_nan_loss_stops_with_a_clear_error(reach_dataset: Path, tmp_path: Path, monkeypatch) -> None:
     from imitari.policies.bc import BCPolicy
 

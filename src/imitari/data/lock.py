@@ -1,7 +1,8 @@
-"""The writer lock of a dataset: one process writes at a time, readers never wait.
+"""The writer lock of a dataset or a training run: one process writes at a time, readers never wait.
 
-Every writer (collect, split, any append or filter-key commit) holds an advisory
-`fcntl.flock` on `<dataset>/writer.lock` while it writes. The lock is taken without waiting,
+Every writer (collect, split, any append or filter-key commit; a training run, which writes
+checkpoints and metrics into its run directory) holds an advisory `fcntl.flock` on
+`<directory>/writer.lock` while it writes. The lock is taken without waiting,
 so a second writer fails at once with a message naming the holder (pid, command, since when),
 recorded in the lock file by whoever holds it. The kernel drops the lock when its holder
 exits, however it exits, so a killed writer never leaves a stale lock behind. Readers do not
@@ -23,7 +24,7 @@ LOCK_NAME = "writer.lock"
 
 
 class LockHeld(Exception):
-    """Another process holds the dataset's writer lock; the message names it."""
+    """Another process holds the directory's writer lock; the message names it."""
 
 
 def _holder(text: str) -> str:
@@ -37,8 +38,8 @@ def _holder(text: str) -> str:
 class WriterLock:
     """An acquired writer lock; `release()` (or the process ending) gives it up."""
 
-    def __init__(self, root: Path) -> None:
-        """Take the lock of the dataset directory `root` now, or raise LockHeld."""
+    def __init__(self, root: Path, *, what: str = "dataset") -> None:
+        """Take the lock of the directory `root` (a `what`: dataset, run) now, or raise LockHeld."""
         self.path = Path(root) / LOCK_NAME
         self._file: IO[str] | None = open(self.path, "a+")  # noqa: SIM115 - held until release()
         try:
@@ -48,7 +49,7 @@ class WriterLock:
             holder = _holder(self._file.read())
             self._file.close()
             self._file = None
-            raise LockHeld(f"{root}: another writer is using this dataset: {holder}; wait for it to finish") from None
+            raise LockHeld(f"{root}: another writer is using this {what}: {holder}; wait for it to finish") from None
         except BaseException:
             self._file.close()
             raise

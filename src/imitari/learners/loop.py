@@ -28,6 +28,7 @@ import torch
 import imitari
 from imitari.config import ConfigError
 from imitari.data.info import dataset_summary
+from imitari.data.lock import LockHeld, WriterLock
 from imitari.data.files import write_json_atomic
 from imitari.data.split import filter_ids
 from imitari.data.store import Dataset
@@ -405,20 +406,30 @@ def train(raw_config: dict[str, Any]) -> Path:
     if not train_cfg.data and not get_learner(train_cfg.learner).online:
         raise ConfigError("no dataset given: pass --data DIR (made by `imitari collect`)")
     run_dir = Path(train_cfg.out) if train_cfg.out else _default_run_dir(train_cfg)
-    if (run_dir / "checkpoints").exists() or (run_dir / "rounds.json").exists():
-        raise ConfigError(f"{run_dir} already holds a run; resume it with --resume {run_dir} or pick another --out")
     _run(train_cfg, policy_cfg, run_dir, resume=False)
     return run_dir
 
 
 def _run(train_cfg: TrainConfig, policy_cfg: PolicyConfig, run_dir: Path, *, resume: bool) -> None:
-    """One run of the loop, or the rounds of an interactive learner (each a run of the loop)."""
-    if get_learner(train_cfg.learner).interactive:
-        from imitari.learners.rounds import train_rounds
+    """One run of the loop, or the rounds of an interactive learner (each a run of the loop),
+    holding the run directory's writer lock: a second process training or resuming the same
+    directory stops at once, naming the first, instead of interleaving its checkpoints."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        lock = WriterLock(run_dir, what="run")
+    except LockHeld as e:
+        raise ConfigError(f"{e}, or pick another --out") from None
+    try:
+        if not resume and ((run_dir / "checkpoints").exists() or (run_dir / "rounds.json").exists()):
+            raise ConfigError(f"{run_dir} already holds a run; resume it with --resume {run_dir} or pick another --out")
+        if get_learner(train_cfg.learner).interactive:
+            from imitari.learners.rounds import train_rounds
 
-        train_rounds(train_cfg, policy_cfg, run_dir)
-    else:
-        Trainer(train_cfg, policy_cfg, run_dir=run_dir).run(resume=resume)
+            train_rounds(train_cfg, policy_cfg, run_dir)
+        else:
+            Trainer(train_cfg, policy_cfg, run_dir=run_dir).run(resume=resume)
+    finally:
+        lock.release()
 
 
 def resume(run_dir: str | Path, overrides: dict[str, Any] | None = None) -> Path:
