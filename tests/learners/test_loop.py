@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ import torch
 from safetensors.torch import load_file
 
 from imitari.config import ConfigError
+from imitari.data.lock import WriterLock
 from imitari.policies.loading import find_checkpoint, load_policy
 from imitari.learners.config import resolve_config
 from imitari.learners.loop import Trainer, resume, train
@@ -98,10 +100,6 @@ def test_a_second_trainer_of_the_same_run_stops_at_once(reach_dataset: Path, tmp
     """Two processes training (or resuming) one run directory would interleave its checkpoints:
     the second stops before writing anything, naming the first (a lock taken through its own
     open file, as another process's would be)."""
-    import os
-
-    from imitari.data.lock import WriterLock
-
     run = tmp_path / "run"
     run.mkdir()
     holder = WriterLock(run, what="run")
