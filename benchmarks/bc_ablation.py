@@ -8,9 +8,9 @@ and switch one setting at a time back to imitari's old default. `--rows-file` (Y
 train config, as `imitari train --config` reads) sweeps other configurations instead. Every
 row trains on each dataset with each training seed and is evaluated on the same seeds (with
 `--anchors`, the task's expert and random actions too, so tasks without a success criterion
-read as normalised returns); rows
-are appended to `<out>/results.csv` as they finish and a rerun skips finished ones, so a killed
-sweep resumes. Evaluate on validation seeds (2000+) to choose, on test seeds (1000+) to report;
+read as normalised returns); rows are appended to `<out>/results.csv` as they finish and a
+rerun skips finished ones, so a killed sweep resumes; a second sweep into the same `--out`
+stops at once. Evaluate on validation seeds (2000+) to choose, on test seeds (1000+) to report;
 `--trained OUT` reports the runs another `--out` trained (its CPU-minutes with them) instead of
 training them again, so the test seeds see the very networks the validation seeds chose.
 
@@ -29,7 +29,8 @@ from pathlib import Path
 
 import torch
 
-from imitari.config import load_file
+from imitari.config import ConfigError, load_file
+from imitari.data.lock import lock_out
 from imitari import bench_table
 from imitari.eval.metrics import format_summary, summarize
 from imitari.eval.rollout import evaluate
@@ -115,7 +116,10 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     rows = load_file(args.rows_file) if args.rows_file else ABLATION
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    try:  # one sweep per --out: a second would retrain (rmtree) the runs the first is training
+        sweep_lock = lock_out(out, what="sweep")  # noqa: F841 - held until the process exits
+    except ConfigError as e:
+        raise SystemExit(f"bc_ablation: {e}") from None
     csv_path = out / "results.csv"
     seeds = list(range(args.seed_start, args.seed_start + args.episodes))
     done = {(r["task"], r["policy"], r.get("train_seed") or "0") for r in bench_table.read_rows(csv_path)}

@@ -13,6 +13,7 @@ from imitari.cli import main
 from imitari.config import ConfigError
 from imitari.bench import BenchConfig, parse_spec, run_bench, split_specs
 from imitari.bench_table import read_rows
+from imitari.data.lock import lock_out
 from imitari.suites import Suite, get_suite
 from imitari.learners import loop
 from imitari.learners.checkpoint import load_train_state
@@ -80,6 +81,16 @@ def test_partial_runs_merge_into_one_table(tmp_path: Path, monkeypatch) -> None:
     with pytest.raises(ConfigError, match="another protocol"):
         _bench(out, ["bc"], suite.with_overrides(budget_cpu_minutes=0.5))
 
+
+
+def test_a_second_bench_into_the_same_out_stops_at_once(tmp_path: Path) -> None:
+    out = tmp_path / "bench"
+    with lock_out(out, what="bench"):  # another bench holds the folder
+        with pytest.raises(ConfigError, match="another writer is using this bench: pid .* or pick another --out"):
+            _bench(out, ["bc"], _suite())
+        assert [p.name for p in out.iterdir()] == ["writer.lock"], "nothing was written while it was held"
+    _bench(out, ["bc"], _suite())  # released: the bench runs
+    assert [r["policy"] for r in read_rows(out / "results.csv")] == ["expert", "bc"]
 
 KILLED_RUN = """
 import json, os, signal, sys

@@ -28,6 +28,7 @@ from typing import Any
 
 from imitari.config import ConfigError
 from imitari.data.files import write_json_atomic
+from imitari.data.lock import lock_out
 from imitari import bench_table
 from imitari.eval.metrics import EvalSummary, format_summary, summarize
 from imitari.suites import Suite, check_split, get_suite, select_tasks
@@ -358,32 +359,33 @@ def run_bench(cfg: BenchConfig, *, suite: Suite | None = None) -> Path:
     tasks = select_tasks(suite, cfg.tasks)
     train_seeds = cfg.seeds()
     out = Path(cfg.out or f"runs/bench-{suite.name}")
-    seeds = suite.eval_seeds(cfg.split)
-    _check_protocol(out, suite, cfg.split, seeds)
-    csv_path = results_csv(out, cfg.split)
-    done = {bench_table.row_key(r) for r in bench_table.read_rows(csv_path)}
-    print(f"[bench] suite {suite.name}: {len(tasks)} tasks x {len(specs)} policies x {len(train_seeds)} training "
-          f"seeds, {suite.demos} demos per task, {suite.budget_cpu_minutes:g} CPU-minutes per run, {len(seeds)} "
-          f"{cfg.split} episodes (seeds {_seed_range(seeds)}); output {csv_path}", flush=True)
-    for task in tasks:
-        data = out / "data" / _slug(task)
-        print(f"[bench] {task}: demonstrations -> {data}", flush=True)
-        print(collect(task, data, episodes=suite.demos, seed_start=suite.demo_seed_start,
-                      workers=_workers(suite, cfg), progress=cfg.progress))
-        if suite.demo_counts:
-            _mark_counts(data, suite)
-        anchors = [(bench_table.EXPERT, expert_policy)] + ([(bench_table.RANDOM, random_policy)] if suite.normalised else [])
-        for label, make in anchors:
-            if (task, label, "", "") not in done:
-                summary, conditional = _evaluate(make(task), task, seeds, suite, cfg)
-                bench_table.append_row(csv_path, bench_table.summary_row(task, label, summary, seeds=seeds,
-                                                                         conditional_entropy=conditional))
-                print(f"[bench] {task} / {label}: {format_summary(summary)}", flush=True)
-        for demos in suite.counts():
-            for spec in specs:
-                for seed in train_seeds:
-                    _bench_run(spec, suite, cfg, task, data, seed, demos, done, csv_path, seeds, device, device_name)
-    return write_outputs(out, suite, cfg.split)
+    with lock_out(out, what="bench"):  # a second bench into this --out would retrain and re-append its runs
+        seeds = suite.eval_seeds(cfg.split)
+        _check_protocol(out, suite, cfg.split, seeds)
+        csv_path = results_csv(out, cfg.split)
+        done = {bench_table.row_key(r) for r in bench_table.read_rows(csv_path)}
+        print(f"[bench] suite {suite.name}: {len(tasks)} tasks x {len(specs)} policies x {len(train_seeds)} training "
+              f"seeds, {suite.demos} demos per task, {suite.budget_cpu_minutes:g} CPU-minutes per run, {len(seeds)} "
+              f"{cfg.split} episodes (seeds {_seed_range(seeds)}); output {csv_path}", flush=True)
+        for task in tasks:
+            data = out / "data" / _slug(task)
+            print(f"[bench] {task}: demonstrations -> {data}", flush=True)
+            print(collect(task, data, episodes=suite.demos, seed_start=suite.demo_seed_start,
+                          workers=_workers(suite, cfg), progress=cfg.progress))
+            if suite.demo_counts:
+                _mark_counts(data, suite)
+            anchors = [(bench_table.EXPERT, expert_policy)] + ([(bench_table.RANDOM, random_policy)] if suite.normalised else [])
+            for label, make in anchors:
+                if (task, label, "", "") not in done:
+                    summary, conditional = _evaluate(make(task), task, seeds, suite, cfg)
+                    bench_table.append_row(csv_path, bench_table.summary_row(task, label, summary, seeds=seeds,
+                                                                             conditional_entropy=conditional))
+                    print(f"[bench] {task} / {label}: {format_summary(summary)}", flush=True)
+            for demos in suite.counts():
+                for spec in specs:
+                    for seed in train_seeds:
+                        _bench_run(spec, suite, cfg, task, data, seed, demos, done, csv_path, seeds, device, device_name)
+        return write_outputs(out, suite, cfg.split)
 
 
 def _bench_run(spec: PolicySpec, suite: Suite, cfg: BenchConfig, task: str, data: Path, seed: int,

@@ -12,6 +12,7 @@ from safetensors.torch import load_file
 
 from imitari.config import ConfigError
 from imitari.data.lock import WriterLock
+from imitari.data.store import DatasetError
 from imitari.policies.loading import find_checkpoint, load_policy
 from imitari.learners.config import resolve_config
 from imitari.learners.loop import Trainer, resume, train
@@ -102,22 +103,18 @@ def test_a_second_trainer_of_the_same_run_stops_at_once(reach_dataset: Path, tmp
     open file, as another process's would be)."""
     run = tmp_path / "run"
     run.mkdir()
-    holder = WriterLock(run, what="run")
-    try:
+    with WriterLock(run, what="run"):
         with pytest.raises(ConfigError, match=f"another writer is using this run: pid {os.getpid()} .*pick another --out"):
             train(_raw(reach_dataset, run, steps=5))
         assert [p.name for p in run.iterdir()] == ["writer.lock"], "nothing written by the refused run"
-    finally:
-        holder.release()
     train(_raw(reach_dataset, run, steps=5))
     WriterLock(run, what="run").release()  # the finished run gave its lock back
-    holder = WriterLock(run, what="run")
-    try:
-        with pytest.raises(ConfigError, match="another writer is using this run"):
-            resume(run, {"steps": 10})
-    finally:
-        holder.release()
+    with WriterLock(run, what="run"), pytest.raises(ConfigError, match="another writer is using this run"):
+        resume(run, {"steps": 10})
     assert resume(run, {"steps": 10}) == run and find_checkpoint(run).name.endswith("10")
+    with pytest.raises(DatasetError, match="no dataset here"):
+        train(_raw(tmp_path / "no-data", tmp_path / "fresh", steps=5))
+    assert not (tmp_path / "fresh").exists(), "a fresh run that failed at its start leaves no directory"
 
 
 def test_nan_loss_stops_with_a_clear_error(reach_dataset: Path, tmp_path: Path, monkeypatch) -> None:

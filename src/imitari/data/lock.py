@@ -1,7 +1,8 @@
 """The writer lock of a dataset or a training run: one process writes at a time, readers never wait.
 
 Every writer (collect, split, any append or filter-key commit; a training run, which writes
-checkpoints and metrics into its run directory) holds an advisory `fcntl.flock` on
+checkpoints and metrics into its run directory; a bench, which trains and tables into its
+output folder) holds an advisory `fcntl.flock` on
 `<directory>/writer.lock` while it writes. The lock is taken without waiting,
 so a second writer fails at once with a message naming the holder (pid, command, since when),
 recorded in the lock file by whoever holds it. The kernel drops the lock when its holder
@@ -68,3 +69,21 @@ class WriterLock:
         if self._file is not None:
             self._file.close()  # closing the descriptor drops the flock
             self._file = None
+
+    def __enter__(self) -> WriterLock:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def lock_out(root: Path, *, what: str) -> WriterLock:
+    """The writer lock of an output folder the user named with --out (a run, a bench), made if
+    missing; a ConfigError (the CLI's one-line error) naming the holder if another process has it."""
+    from imitari.config import ConfigError
+
+    Path(root).mkdir(parents=True, exist_ok=True)
+    try:
+        return WriterLock(root, what=what)
+    except LockHeld as e:
+        raise ConfigError(f"{e}, or pick another --out") from None

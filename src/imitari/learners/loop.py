@@ -16,6 +16,7 @@ How many updates fit depends on the machine; each update is still a function of 
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from dataclasses import replace
 from datetime import datetime
@@ -28,7 +29,7 @@ import torch
 import imitari
 from imitari.config import ConfigError
 from imitari.data.info import dataset_summary
-from imitari.data.lock import LockHeld, WriterLock
+from imitari.data.lock import LOCK_NAME, lock_out
 from imitari.data.files import write_json_atomic
 from imitari.data.split import filter_ids
 from imitari.data.store import Dataset
@@ -413,23 +414,23 @@ def train(raw_config: dict[str, Any]) -> Path:
 def _run(train_cfg: TrainConfig, policy_cfg: PolicyConfig, run_dir: Path, *, resume: bool) -> None:
     """One run of the loop, or the rounds of an interactive learner (each a run of the loop),
     holding the run directory's writer lock: a second process training or resuming the same
-    directory stops at once, naming the first, instead of interleaving its checkpoints."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        lock = WriterLock(run_dir, what="run")
-    except LockHeld as e:
-        raise ConfigError(f"{e}, or pick another --out") from None
-    try:
-        if not resume and ((run_dir / "checkpoints").exists() or (run_dir / "rounds.json").exists()):
-            raise ConfigError(f"{run_dir} already holds a run; resume it with --resume {run_dir} or pick another --out")
-        if get_learner(train_cfg.learner).interactive:
-            from imitari.learners.rounds import train_rounds
+    directory stops at once, naming the first, instead of interleaving its checkpoints. A fresh
+    run that fails before writing anything (a bad dataset) leaves no directory behind."""
+    fresh = not run_dir.exists()
+    with lock_out(run_dir, what="run"):
+        try:
+            if not resume and ((run_dir / "checkpoints").exists() or (run_dir / "rounds.json").exists()):
+                raise ConfigError(f"{run_dir} already holds a run; resume it with --resume {run_dir} or pick another --out")
+            if get_learner(train_cfg.learner).interactive:
+                from imitari.learners.rounds import train_rounds
 
-            train_rounds(train_cfg, policy_cfg, run_dir)
-        else:
-            Trainer(train_cfg, policy_cfg, run_dir=run_dir).run(resume=resume)
-    finally:
-        lock.release()
+                train_rounds(train_cfg, policy_cfg, run_dir)
+            else:
+                Trainer(train_cfg, policy_cfg, run_dir=run_dir).run(resume=resume)
+        except BaseException:
+            if fresh and [p.name for p in run_dir.iterdir()] == [LOCK_NAME]:
+                shutil.rmtree(run_dir, ignore_errors=True)  # under the lock, so no other run is in it
+            raise
 
 
 def resume(run_dir: str | Path, overrides: dict[str, Any] | None = None) -> Path:
