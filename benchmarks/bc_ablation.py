@@ -9,8 +9,9 @@ train config, as `imitari train --config` reads) sweeps other configurations ins
 row trains on each dataset with each training seed and is evaluated on the same seeds (with
 `--anchors`, the task's expert and random actions too, so tasks without a success criterion
 read as normalised returns); rows are appended to `<out>/results.csv` as they finish and a
-rerun skips finished ones, so a killed sweep resumes; a second sweep into the same `--out`
-stops at once. Evaluate on validation seeds (2000+) to choose, on test seeds (1000+) to report;
+rerun skips finished ones and continues a killed run from its last checkpoint, so a killed
+sweep resumes; a second sweep into the same `--out` stops at once. Evaluate on validation seeds
+(2000+) to choose, on test seeds (1000+) to report;
 `--trained OUT` reports the runs another `--out` trained (its CPU-minutes with them) instead of
 training them again, so the test seeds see the very networks the validation seeds chose.
 
@@ -24,7 +25,6 @@ from __future__ import annotations
 import argparse
 import re
 import shutil
-import time
 from pathlib import Path
 
 import torch
@@ -32,14 +32,15 @@ import torch
 from imitari.config import ConfigError, load_file
 from imitari.data.lock import lock_out
 from imitari import bench_table
+from imitari.bench import spent_in
 from imitari.eval.metrics import format_summary, summarize
 from imitari.eval.rollout import evaluate
 from imitari.eval.seeds import split_of
 from imitari.data.store import Dataset
 from imitari.envs.experts import expert_policy, random_policy
 from imitari.learners.checkpoint import reported_checkpoint
-from imitari.policies.loading import find_checkpoint, load_policy, read_checkpoint_config
-from imitari.learners.loop import train
+from imitari.policies.loading import CheckpointError, find_checkpoint, load_policy, read_checkpoint_config
+from imitari.learners.loop import resume, train
 
 ROBOMIMIC = {
     "task_defaults": False, "steps": 10_000, "batch_size": 100, "lr": 1e-4, "weight_decay": 0.0, "warmup_steps": 0,
@@ -79,13 +80,20 @@ def _step(ckpt: Path) -> int:
 
 def run_row(label: str, config: dict, data: str, run: Path, seed: int, seeds: list[int], threads: int,
             trained_cpu: float | None = None) -> dict:
-    """Train one row on one dataset (afresh), evaluate its reported checkpoint; the CSV row.
-    With `trained_cpu` (CPU-minutes) the run at `run` was trained already: evaluate it only."""
+    """Train one row on one dataset, evaluate its reported checkpoint; the CSV row. A run that a
+    killed sweep left with a checkpoint continues from it (with the config it saved); one without
+    starts afresh. With `trained_cpu` (CPU-minutes) the run at `run` was trained already: evaluate
+    it only."""
     if trained_cpu is None:
-        shutil.rmtree(run, ignore_errors=True)
-        start = time.process_time()
-        train({**config, "data": data, "out": str(run), "seed": seed, "progress": False, "threads": threads})
-        cpu_minutes = round((time.process_time() - start) / 60, 2)
+        try:
+            find_checkpoint(run)
+        except CheckpointError:
+            shutil.rmtree(run, ignore_errors=True)
+            train({**config, "data": data, "out": str(run), "seed": seed, "progress": False, "threads": threads})
+        else:
+            print(f"resuming {run} from its last checkpoint", flush=True)
+            resume(run, {"progress": False, "threads": threads})
+        cpu_minutes = round(spent_in(run)[1] / 60, 2)  # the trainer's count, over every call
     else:
         cpu_minutes = trained_cpu
     ckpt = reported_checkpoint(run)

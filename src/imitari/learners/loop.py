@@ -391,11 +391,11 @@ class Trainer:
         logger.close()
         elapsed = time.perf_counter() - start
         done = self.step - start_step
-        last = logger.last.get("loss", float("nan"))
+        last = f"final loss {logger.last['loss']:.4f}" if "loss" in logger.last else "no update in this call"
         print(
             f"trained {self.cfg.policy} for {self.step} steps ({done} in this call, {elapsed:.1f} s, "
             f"{done / max(elapsed, 1e-9):.1f} updates/s; {self.cpu_seconds / 60:.2f} CPU-minutes in all"
-            f"{'; stopped at the CPU budget' if self.budget_spent() >= 1.0 else ''}); final loss {last:.4f}; "
+            f"{'; stopped at the CPU budget' if self.budget_spent() >= 1.0 else ''}); {last}; "
             f"{self.policy.num_parameters():,} parameters; checkpoint {ckpt}"
         )
         return ckpt
