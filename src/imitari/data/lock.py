@@ -1,13 +1,12 @@
-"""The writer lock of a dataset or a training run: one process writes at a time, readers never wait.
+"""The writer lock of a dataset, a training run or a bench: one process writes at a time, readers never wait.
 
 Every writer (collect, split, any append or filter-key commit; a training run, which writes
 checkpoints and metrics into its run directory; a bench, which trains and tables into its
-output folder) holds an advisory `fcntl.flock` on
-`<directory>/writer.lock` while it writes. The lock is taken without waiting,
-so a second writer fails at once with a message naming the holder (pid, command, since when),
-recorded in the lock file by whoever holds it. The kernel drops the lock when its holder
-exits, however it exits, so a killed writer never leaves a stale lock behind. Readers do not
-touch the file.
+output folder) holds an advisory `fcntl.flock` on `<directory>/writer.lock` while it writes.
+The lock is taken without waiting, so a second writer fails at once with a message naming the
+holder (pid, command, since when), recorded in the lock file by whoever holds it. The kernel
+drops the lock when its holder exits, however it exits, so a killed writer never leaves a stale
+lock behind. Readers do not touch the file.
 """
 
 from __future__ import annotations
@@ -20,6 +19,8 @@ import sys
 from datetime import datetime
 from pathlib import Path
 from typing import IO
+
+from imitari.config import ConfigError
 
 LOCK_NAME = "writer.lock"
 
@@ -40,7 +41,7 @@ class WriterLock:
     """An acquired writer lock; `release()` (or the process ending) gives it up."""
 
     def __init__(self, root: Path, *, what: str = "dataset") -> None:
-        """Take the lock of the directory `root` (a `what`: dataset, run) now, or raise LockHeld."""
+        """Take the lock of the directory `root` (a `what`: dataset, run, bench) now, or raise LockHeld."""
         self.path = Path(root) / LOCK_NAME
         self._file: IO[str] | None = open(self.path, "a+")  # noqa: SIM115 - held until release()
         try:
@@ -80,8 +81,6 @@ class WriterLock:
 def lock_out(root: Path, *, what: str) -> WriterLock:
     """The writer lock of an output folder the user named with --out (a run, a bench), made if
     missing; a ConfigError (the CLI's one-line error) naming the holder if another process has it."""
-    from imitari.config import ConfigError
-
     Path(root).mkdir(parents=True, exist_ok=True)
     try:
         return WriterLock(root, what=what)
